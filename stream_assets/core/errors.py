@@ -1,0 +1,93 @@
+"""One exception hierarchy for every API.
+
+Each error names the API, the endpoint and (once the asset layer knows it) the partition, plus the HTTP
+status or API code and the API's own message. Errors are built from names and messages only: never
+from URLs, headers or bodies that could carry a key, a signature or a secret.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+_MAX_MESSAGE = 300
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+class StreamAssetsError(Exception):
+    """Base of every error raised by stream_assets."""
+
+
+class ApiError(StreamAssetsError):
+    """Something went wrong talking to an API."""
+
+    kind = "error"
+
+    def __init__(
+        self,
+        api: str,
+        endpoint: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | str | None = None,
+        partition: str | None = None,
+    ) -> None:
+        self.api = api
+        self.endpoint = endpoint
+        self.message = _shorten(message)
+        self.status = status
+        self.code = code
+        self.partition = partition
+        super().__init__()
+
+    def __str__(self) -> str:
+        where = f"{self.api} {self.endpoint}"
+        if self.partition:
+            where += f" (partition {self.partition})"
+        details = []
+        if self.status is not None:
+            details.append(f"HTTP {self.status}")
+        if self.code is not None:
+            details.append(f"code {self.code}")
+        prefix = f"{where}: {self.kind}" + (f" [{', '.join(details)}]" if details else "")
+        return f"{prefix}: {self.message}"
+
+
+class ApiRequestError(ApiError):
+    """The caller asked for something the API's documented rules forbid (caught before sending)."""
+
+    kind = "invalid request"
+
+
+class ApiResponseError(ApiError):
+    """The API answered with an error status or error code, carrying its own message."""
+
+    kind = "error response"
+
+
+class ApiPayloadError(ApiError):
+    """The API answered successfully but with a body we cannot trust (HTML, bad JSON/XML, wrong types)."""
+
+    kind = "malformed response"
+
+
+class ApiConnectionError(ApiError):
+    """The API could not be reached, or kept failing, after the configured retries."""
+
+    kind = "unreachable"
+
+
+@contextmanager
+def naming_partition(partition: str | None) -> Iterator[None]:
+    """Attach the partition being materialized to any ApiError raised inside the block."""
+    try:
+        yield
+    except ApiError as error:
+        if partition and not error.partition:
+            error.partition = partition
+        raise

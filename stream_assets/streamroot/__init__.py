@@ -1,0 +1,1 @@
+"""Streamroot / Mesh Delivery DNA data API v3."""

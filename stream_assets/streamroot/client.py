@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, Callable
 
+import pandas as pd
 import requests
 from pydantic import TypeAdapter, ValidationError
 
@@ -74,6 +75,32 @@ class StreamrootClient(HttpApi):
     def fetch(self, endpoint: str | Endpoint, window: TimeWindow, **filters: Any) -> list[KeyedAnswer]:
         """The endpoint's answer for ``[window.start, window.end)``, sent as ``from``/``to`` in epoch ms."""
         return self.query(endpoint, from_=window.start_ms, to=window.end_ms, **filters)
+
+    def fetch_frame(
+        self, endpoint: str | Endpoint, window: TimeWindow, *, progress: Callable[[str], None] | None = None,
+        **filters: Any,
+    ) -> pd.DataFrame:
+        """The endpoint's warehouse rows for ``window``, columns as in its table.
+
+        Timeseries come in one request at the 5-minute base grain (rows carry ``ts``, the interval
+        start). Aggregates cover the whole window they are asked for, so they are asked day by day
+        (rows carry ``day``); ``progress`` hears about each day on long ranges.
+        """
+        spec = BY_NAME[endpoint] if isinstance(endpoint, str) else endpoint
+        if spec.is_timeseries:
+            answers = self.fetch(spec, window, interval="5m", **filters)
+            rows = [row for answer in answers for row in answer.rows()]
+            frame = pd.DataFrame(rows, columns=["sr_key", "ts_ms", *[c for c, _ in spec.columns]])
+            frame.insert(1, "ts", pd.to_datetime(frame.pop("ts_ms"), unit="ms", utc=True))
+            return frame
+        rows = []
+        days = list(window.days())
+        for number, day in enumerate(days, start=1):
+            for answer in self.fetch(spec, day, **filters):
+                rows.extend({"day": day.first_day, **row} for row in answer.rows())
+            if progress and len(days) > 1 and (number % 7 == 0 or number == len(days)):
+                progress(f"{spec.path}: {number}/{len(days)} days fetched")
+        return pd.DataFrame(rows, columns=spec.table.column_names)
 
     def query(
         self,

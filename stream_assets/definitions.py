@@ -1,0 +1,11 @@
+"""The code location: every API's definitions merged, plus the shared warehouse."""
+
+import dagster as dg
+
+from stream_assets.core.warehouse import Warehouse
+from stream_assets.streamroot.definitions import defs as streamroot_defs
+
+defs = dg.Definitions.merge(
+    streamroot_defs,
+    dg.Definitions(resources={"warehouse": Warehouse()}),
+)

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from stream_assets.core.config import start_date
-from stream_assets.core.errors import ApiConnectionError, naming_partition
+from stream_assets.core.errors import ApiError, naming_partition
 from stream_assets.core.windows import TimeWindow
 
 # BackfillPolicy is marked beta in Dagster 1.13; we rely on it knowingly, so keep the logs quiet about it.
@@ -44,12 +44,15 @@ def partition_label(context: dg.AssetExecutionContext) -> str:
 
 @contextmanager
 def api_errors(context: dg.AssetExecutionContext) -> Iterator[None]:
-    """Name the partition in API errors, and ask Dagster to retry the step when the API was unreachable
-    or kept answering 5xx (bad answers and refused requests are not retried: they would fail again)."""
+    """Name the partition in API errors, and ask Dagster to retry the step when the API was unreachable,
+    kept answering 5xx or throttled (bad answers and refused requests are not retried: they would fail
+    the same way again)."""
     try:
         with naming_partition(partition_label(context)):
             yield
-    except ApiConnectionError as error:
+    except ApiError as error:
+        if not error.transient:
+            raise
         context.log.warning(f"{error}; asking Dagster to retry the step")
         raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=30) from error
 

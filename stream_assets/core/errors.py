@@ -45,6 +45,11 @@ class ApiError(StreamAssetsError):
         self.partition = partition
         super().__init__()
 
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later: the API was unreachable, overloaded or throttling."""
+        return isinstance(self, ApiConnectionError) or self.status == 429 or (self.status or 0) >= 500
+
     def __str__(self) -> str:
         where = f"{self.api} {self.endpoint}"
         if self.partition:

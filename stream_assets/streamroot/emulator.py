@@ -132,12 +132,16 @@ class StreamrootEmulator(Emulator):
         daily = 0.55 + 0.45 * np.sin(2 * np.pi * (minute_of_day / 1440 - 0.375))
         weekly = 1.0 + 0.15 * np.isin((ts // DAY_MS + 4) % 7, (5, 6))
         share = self._share(content_type, content, platform)
-        viewers = self.base_audience * daily * weekly * (0.9 + 0.2 * _uniform(index, salt + 1))
-        audience = np.round(viewers * share)
+        # The unfiltered ("all") series are whole numbers; a filter scales them by its share, so that
+        # live + vod adds up to all and the platforms' shares add up to the whole.
+        audience = np.round(self.base_audience * daily * weekly * (0.9 + 0.2 * _uniform(index, salt + 1)))
         total_bytes = np.floor(audience * 1.125e8 * (0.9 + 0.2 * _uniform(index, salt + 2)))
         p2p = np.floor(total_bytes * (0.35 + 0.3 * _uniform(index, salt + 3)))
         played = np.floor(audience * 300_000 * (0.85 + 0.1 * _uniform(index, salt + 4)))
         buffered = np.floor(played * (0.002 + 0.02 * _uniform(index, salt + 5)))
+        if share != 1.0:
+            audience = np.round(audience * share)
+            total_bytes, p2p, played, buffered = (x * share for x in (total_bytes, p2p, played, buffered))
         return pd.DataFrame(
             {"ts_ms": ts, "audience": audience, "cdn": total_bytes - p2p, "p2p": p2p,
              "played": played, "buffered": buffered}

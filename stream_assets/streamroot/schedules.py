@@ -5,12 +5,11 @@ import datetime as dt
 
 import dagster as dg
 
-from stream_assets.streamroot.assets import GROUP, PARTITIONS
+from stream_assets.streamroot.assets import GROUP
 
 streamroot_job = dg.define_asset_job(
     "streamroot_daily",
     selection=dg.AssetSelection.groups(GROUP),
-    partitions_def=PARTITIONS,
     description="Every Streamroot asset for one day (or a range of days, in a backfill).",
 )
 

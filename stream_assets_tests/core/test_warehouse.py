@@ -1,0 +1,75 @@
+import datetime as dt
+import multiprocessing
+
+import pandas as pd
+import pytest
+
+from stream_assets.core.warehouse import Table, Warehouse
+from stream_assets.core.windows import TimeWindow
+
+SERIES = Table("test", "series", (("key", "VARCHAR"), ("ts", "TIMESTAMP"), ("value", "DOUBLE")), "ts")
+DAILY = Table("test", "daily", (("key", "VARCHAR"), ("day", "DATE"), ("value", "DOUBLE")), "day")
+
+
+def _series(day: str, value: float, points: int = 4) -> pd.DataFrame:
+    start = pd.Timestamp(day, tz="UTC")
+    step = pd.Timedelta(days=1) / points
+    return pd.DataFrame({"key": "k", "ts": [start + step * i for i in range(points)], "value": value})
+
+
+def test_replace_touches_only_its_window(warehouse):
+    warehouse.replace(SERIES, _series("2026-03-01", 1.0), TimeWindow.for_days("2026-03-01"))
+    warehouse.replace(SERIES, _series("2026-03-02", 2.0), TimeWindow.for_days("2026-03-02"))
+    warehouse.replace(SERIES, _series("2026-03-01", 5.0, points=2), TimeWindow.for_days("2026-03-01"))
+    rows = warehouse.query("SELECT CAST(ts AS DATE) AS day, count(*) AS n, max(value) AS v FROM test.series GROUP BY 1 ORDER BY 1")
+    assert rows.n.tolist() == [2, 4]
+    assert rows.v.tolist() == [5.0, 2.0]
+
+
+def test_rows_outside_the_window_are_refused_before_writing(warehouse):
+    warehouse.replace(DAILY, pd.DataFrame({"key": ["k"], "day": [dt.date(2026, 3, 1)], "value": [1.0]}),
+                      TimeWindow.for_days("2026-03-01"))
+    stray = pd.DataFrame({"key": ["k", "k"], "day": [dt.date(2026, 3, 1), dt.date(2026, 3, 2)], "value": [9.0, 9.0]})
+    with pytest.raises(ValueError, match="outside partition window 2026-03-01"):
+        warehouse.replace(DAILY, stray, TimeWindow.for_days("2026-03-01"))
+    assert warehouse.query("SELECT value FROM test.daily").value.tolist() == [1.0]
+
+
+def test_failed_insert_rolls_back_the_delete(warehouse):
+    window = TimeWindow.for_days("2026-03-01")
+    warehouse.replace(SERIES, _series("2026-03-01", 1.0), window)
+    broken = _series("2026-03-01", 1.0).astype({"value": object})
+    broken.loc[1, "value"] = "not a number"
+    with pytest.raises(Exception):
+        warehouse.replace(SERIES, broken, window)
+    assert warehouse.query("SELECT count(*) AS n FROM test.series").n.item() == 4
+
+
+def test_snapshot_tables_are_replaced_whole(warehouse):
+    snapshot = Table("test", "snapshot", (("id", "BIGINT"),))
+    warehouse.replace(snapshot, pd.DataFrame({"id": [1, 2, 3]}))
+    warehouse.replace(snapshot, pd.DataFrame({"id": [4]}))
+    assert warehouse.query("SELECT id FROM test.snapshot").id.tolist() == [4]
+
+
+def _write_day(path: str, day: str, rounds: int) -> None:
+    warehouse = Warehouse(database=path)
+    for value in range(rounds):
+        warehouse.replace(SERIES, _series(day, float(value), points=96), TimeWindow.for_days(day))
+
+
+def test_concurrent_writers_from_several_processes_all_succeed(tmp_path):
+    path = str(tmp_path / "shared.duckdb")
+    days = [f"2026-03-0{i}" for i in range(1, 7)]
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_day, args=(path, day, 5)) for day in days]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * len(days)
+    counts = Warehouse(database=path).query(
+        "SELECT CAST(ts AS DATE) AS day, count(*) AS n, min(value) AS lo, max(value) AS hi FROM test.series GROUP BY 1"
+    )
+    assert sorted(counts.n.tolist()) == [96] * len(days)
+    assert set(counts.lo) == {4.0} and set(counts.hi) == {4.0}

@@ -27,6 +27,9 @@ DURATION = re.compile(r"^([1-9][0-9]*)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BASE_GRAIN = dt.timedelta(minutes=5)
 MAX_INTERVAL = dt.timedelta(weeks=4)
+# The documentation states no maximum window. We ask for at most 31 days of 5-minute points per request
+# (about 9,000 points per series), which keeps answers small while a year costs 12 requests.
+MAX_TIMESERIES_SPAN = dt.timedelta(days=31)
 TimeBound = str | int | dt.date | dt.datetime
 
 
@@ -82,14 +85,18 @@ class StreamrootClient(HttpApi):
     ) -> pd.DataFrame:
         """The endpoint's warehouse rows for ``window``, columns as in its table.
 
-        Timeseries come in one request at the 5-minute base grain (rows carry ``ts``, the interval
-        start). Aggregates cover the whole window they are asked for, so they are asked day by day
-        (rows carry ``day``); ``progress`` hears about each day on long ranges.
+        Timeseries come at the 5-minute base grain, one request per 31 days (rows carry ``ts``, the
+        interval start). Aggregates cover the whole window they are asked for, so they are asked day
+        by day (rows carry ``day``). ``progress`` hears how far a long range has got.
         """
         spec = BY_NAME[endpoint] if isinstance(endpoint, str) else endpoint
         if spec.is_timeseries:
-            answers = self.fetch(spec, window, interval="5m", **filters)
-            rows = [row for answer in answers for row in answer.rows()]
+            rows = []
+            chunks = list(window.chunks(MAX_TIMESERIES_SPAN))
+            for number, chunk in enumerate(chunks, start=1):
+                rows.extend(row for answer in self.fetch(spec, chunk, interval="5m", **filters) for row in answer.rows())
+                if progress and len(chunks) > 1:
+                    progress(f"{spec.path}: {number}/{len(chunks)} requests ({chunk}) fetched")
             frame = pd.DataFrame(rows, columns=["sr_key", "ts_ms", *[c for c, _ in spec.columns]])
             frame.insert(1, "ts", pd.to_datetime(frame.pop("ts_ms"), unit="ms", utc=True))
             return frame

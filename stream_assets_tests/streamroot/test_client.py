@@ -232,3 +232,13 @@ def test_fetch_frame_returns_table_rows(streamroot, streamroot_client):
     assert list(daily.columns) == ["sr_key", "day", "platform"]
     assert set(daily.day) == {dt.date(2026, 3, d) for d in (1, 2, 3)}
     assert len(streamroot.requests) == 1 + 3
+
+
+def test_long_timeseries_ranges_are_fetched_in_31_day_requests(streamroot, streamroot_client):
+    window = TimeWindow.for_days("2026-01-01", "2026-03-04")  # 63 days
+    heard = []
+    frame = streamroot_client.fetch_frame("audience_timeseries", window, progress=heard.append)
+    assert [r.json()["from"] for r in streamroot.requests] == [
+        str(TimeWindow.for_days(day).start_ms) for day in ("2026-01-01", "2026-02-01", "2026-03-04")]
+    assert len(frame) == 63 * 288 and frame.ts.is_unique and frame.ts.is_monotonic_increasing
+    assert len(heard) == 3

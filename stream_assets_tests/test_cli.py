@@ -1,0 +1,58 @@
+"""The code location through the `dagster` CLI, in subprocesses, against the session's emulators."""
+
+import subprocess
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dagster(env: dict, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(["dagster", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_definitions_validate(cli_env):
+    result = dagster(cli_env, "definitions", "validate", "-m", "stream_assets")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_importing_the_package_needs_no_secrets_and_opens_nothing(cli_env, tmp_path):
+    env = {k: v for k, v in cli_env.items() if not k.startswith("STREAMROOT")}
+    env["STREAM_ASSETS_DATA_DIR"] = str(tmp_path / "untouched")
+    script = "import stream_assets; print(len(list(stream_assets.defs.assets)))"
+    result = subprocess.run(["python", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.strip()) >= 11
+    assert not (tmp_path / "untouched").exists()
+
+
+def test_asset_materialize_writes_a_partition_range(cli_env, streamroot_emulator):
+    streamroot_emulator.clear()
+    result = dagster(cli_env, "asset", "materialize", "-m", "stream_assets", "--select", "group:streamroot",
+                     "--partition-range", "2026-03-01...2026-03-03")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    with duckdb.connect(f"{cli_env['STREAM_ASSETS_DATA_DIR']}/warehouse.duckdb", read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM streamroot.traffic_timeseries").fetchone() == (3 * 288,)
+        assert conn.execute("SELECT count(DISTINCT day) FROM streamroot.daily_kpis").fetchone() == (3,)
+    assert len(streamroot_emulator.requests_to("traffic/timeseries")) == 1
+    assert cli_env["STREAMROOT_API_KEY"] not in result.stdout + result.stderr
+
+
+def test_concurrent_runs_for_different_partitions_all_succeed(cli_env):
+    days = ["2026-04-01", "2026-04-02", "2026-04-03", "2026-04-04"]
+    runs = [
+        subprocess.Popen(["dagster", "asset", "materialize", "-m", "stream_assets", "--select", "group:streamroot",
+                          "--partition", day], cwd=REPO, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for day in days
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0] * len(days), "\n".join(o[-1500:] for o in outputs)
+    with duckdb.connect(f"{cli_env['STREAM_ASSETS_DATA_DIR']}/warehouse.duckdb", read_only=True) as conn:
+        per_day = conn.execute(
+            "SELECT CAST(ts AS DATE)::VARCHAR, count(*) FROM streamroot.audience_timeseries GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        kpi_days = conn.execute("SELECT day::VARCHAR FROM streamroot.daily_kpis ORDER BY 1").fetchall()
+    assert per_day == [(day, 288) for day in days]
+    assert kpi_days == [(day,) for day in days]

@@ -4,6 +4,7 @@ and JSON decoding that turns anything unexpected into a typed error."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterable
 
 import requests
@@ -52,7 +53,8 @@ class HttpApi:
     """Base of the API clients: a base URL, a shared session and a count of the requests sent.
 
     ``requests_made`` counts every attempt that reached the wire, urllib3 retries included, so that
-    metadata and tests see what the API really served.
+    metadata and tests see what the API really served; ``http_seconds`` is the time spent waiting on
+    HTTP (retries and their backoff included).
     """
 
     api_name = "api"
@@ -68,6 +70,7 @@ class HttpApi:
         self.session = session or build_session()
         self.timeout = timeout
         self.requests_made = 0
+        self.http_seconds = 0.0
 
     def send(self, method: str, endpoint: str, url: str, **kwargs: Any) -> requests.Response:
         """Send one request (with the session's retries); connection failures become ApiConnectionError.
@@ -76,6 +79,7 @@ class HttpApi:
         carry credentials or signatures in the query string.
         """
         kwargs.setdefault("timeout", self.timeout)
+        started = time.perf_counter()
         try:
             response = self.session.request(method, url, **kwargs)
         except requests.exceptions.RetryError:
@@ -85,6 +89,8 @@ class HttpApi:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             self.requests_made += 1
             raise ApiConnectionError(self.api_name, endpoint, type(exc).__name__) from None
+        finally:
+            self.http_seconds += time.perf_counter() - started
         retries = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
         self.requests_made += 1 + len(retries)
         return response

@@ -71,7 +71,8 @@ def build_endpoint_asset(endpoint: Endpoint) -> dg.AssetsDefinition:
         context.log.info(f"{SCHEMA}.{endpoint.name}: replaced window {window} with {written} rows "
                          f"({client.requests_made} requests)")
         return dg.MaterializeResult(
-            metadata=table_metadata(frame, window, requests=client.requests_made),
+            metadata=table_metadata(frame, window, requests=client.requests_made,
+                                    http_seconds=round(client.http_seconds, 3)),
             check_results=[_complete_days_check(frame, window, key)] if endpoint.is_timeseries else None,
         )
 

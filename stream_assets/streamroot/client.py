@@ -91,14 +91,16 @@ class StreamrootClient(HttpApi):
         """
         spec = BY_NAME[endpoint] if isinstance(endpoint, str) else endpoint
         if spec.is_timeseries:
-            rows = []
+            parts = []
             chunks = list(window.chunks(MAX_TIMESERIES_SPAN))
             for number, chunk in enumerate(chunks, start=1):
-                rows.extend(row for answer in self.fetch(spec, chunk, interval="5m", **filters) for row in answer.rows())
+                parts.extend(answer.frame() for answer in self.fetch(spec, chunk, interval="5m", **filters))
                 if progress and len(chunks) > 1:
                     progress(f"{spec.path}: {number}/{len(chunks)} requests ({chunk}) fetched")
-            frame = pd.DataFrame(rows, columns=["sr_key", "ts_ms", *[c for c, _ in spec.columns]])
-            frame.insert(1, "ts", pd.to_datetime(frame.pop("ts_ms"), unit="ms", utc=True))
+            columns = ["sr_key", "ts_ms", *[c for c, _ in spec.columns]]
+            frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+            frame = frame.reindex(columns=columns)
+            frame.insert(1, "ts", pd.to_datetime(frame.pop("ts_ms").astype("int64"), unit="ms", utc=True))
             return frame
         rows = []
         days = list(window.days())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Iterator
 
+import numpy as np
+import pandas as pd
 from annotated_types import Len
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -25,6 +27,10 @@ class KeyedAnswer(BaseModel):
     def rows(self) -> Iterator[dict[str, Any]]:
         """Warehouse rows (column -> value), without the partition's day, which the asset adds."""
         yield self.model_dump()
+
+    def frame(self) -> pd.DataFrame:
+        """The same rows as a DataFrame."""
+        return pd.DataFrame(list(self.rows()))
 
 
 class Audience(KeyedAnswer):
@@ -78,15 +84,22 @@ class _Timeseries(KeyedAnswer):
     """Several series of ``[ts_ms, value]`` points; one row per timestamp, a column per series."""
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        by_ts: dict[int, dict[str, Any]] = {}
+        yield from self.frame().to_dict("records")
+
+    def frame(self) -> pd.DataFrame:
+        """Columns ``sr_key``, ``ts_ms`` and one per series, outer-joined on the timestamp, sorted.
+
+        Built from arrays rather than row by row: a month of 5-minute points is ~9,000 rows per series.
+        """
+        series = []
         for name in type(self).model_fields:
             if name == "sr_key":
                 continue
-            for ts, value in getattr(self, name):
-                row = by_ts.setdefault(int(ts), {"sr_key": self.sr_key, "ts_ms": int(ts)})
-                row[name] = value
-        for ts in sorted(by_ts):
-            yield by_ts[ts]
+            points = np.asarray(getattr(self, name), dtype=np.float64).reshape(-1, 2)
+            series.append(pd.Series(points[:, 1], index=pd.Index(points[:, 0].astype(np.int64), name="ts_ms"), name=name))
+        frame = pd.concat(series, axis=1).sort_index().reset_index()
+        frame.insert(0, "sr_key", self.sr_key)
+        return frame
 
 
 class AudienceSeries(_Timeseries):

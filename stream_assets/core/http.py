@@ -22,17 +22,19 @@ def build_session(
     retries: int = 3,
     backoff_factor: float = 0.5,
     retry_statuses: Iterable[int] = RETRYABLE_STATUSES,
+    read_retries: int | None = None,
 ) -> requests.Session:
     """A session that retries connection errors and the given statuses with exponential backoff.
 
     Every method is retried: the ingestion calls are reads, even those sent as POST (Streamroot puts
     its filters in a POST body). Clients whose requests must not be replayed as-is (StreamAPI's rid,
-    StreamOne's timestamp) pass ``retry_statuses=()`` and re-sign themselves.
+    StreamOne's timestamp) pass ``retry_statuses=(), read_retries=0`` and re-sign themselves: only
+    failures to connect, where the request never left, are then retried as-is.
     """
     retry = Retry(
         total=retries,
         connect=retries,
-        read=retries,
+        read=retries if read_retries is None else read_retries,
         status=retries,
         other=0,
         backoff_factor=backoff_factor,

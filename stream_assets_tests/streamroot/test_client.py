@@ -242,3 +242,14 @@ def test_long_timeseries_ranges_are_fetched_in_31_day_requests(streamroot, strea
         str(TimeWindow.for_days(day).start_ms) for day in ("2026-01-01", "2026-02-01", "2026-03-04")]
     assert len(frame) == 63 * 288 and frame.ts.is_unique and frame.ts.is_monotonic_increasing
     assert len(heard) == 3
+
+
+@pytest.mark.parametrize(
+    "payload", [{"message": "invalid since param"}, {"error": "invalid content type"}], ids=["message", "error"]
+)
+def test_documented_error_bodies_reach_the_caller_through_the_client(streamroot, streamroot_client, payload):
+    streamroot.fail_next(Reply.json(payload, status=400))
+    with pytest.raises(ApiResponseError) as caught:
+        streamroot_client.fetch("traffic", DAY)
+    assert caught.value.status == 400 and not caught.value.transient
+    assert str(caught.value) == f"Streamroot dna/data/traffic: error response [HTTP 400]: {next(iter(payload.values()))}"

@@ -1,0 +1,84 @@
+"""State shared by every process of a deployment (runs, steps, sensors, schedules, backfills).
+
+A small SQLite file in ``STREAM_ASSETS_DATA_DIR`` holds it: SQLite's write lock (``BEGIN IMMEDIATE``)
+makes each read-modify-write atomic across processes, and the file survives restarts. A deployment
+spanning several hosts needs a networked store instead (Postgres, Redis) behind the same methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock
+
+from stream_assets.core.config import data_dir
+
+
+def state_path() -> Path:
+    return data_dir() / "state.sqlite"
+
+
+class SharedState:
+    """Named counters in one SQLite file, safe under concurrent processes and threads."""
+
+    def __init__(self, path: str | Path | None = None, *, timeout: float = 60.0) -> None:
+        self.path = Path(path) if path else state_path()
+        self.timeout = timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: read-modify-write is atomic
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    def advance(self, name: str, at_least: int) -> int:
+        """Set counter ``name`` to ``max(at_least, last + 1)`` and return it: strictly increasing forever."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+            value = at_least if row is None else max(at_least, row[0] + 1)
+            conn.execute("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", (name, value))
+            return value
+
+    def peek(self, name: str) -> int | None:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+            return None if row is None else row[0]
+
+
+class RequestIds:
+    """Strictly increasing request ids (StreamAPI's ``rid``) for one API key, across every process.
+
+    :meth:`issue` hands out ``max(now in ms, last + 1)`` and keeps a per-key lock until the block ends,
+    so the request carrying it is answered before any other process takes the next id: the server sees
+    the ids in the order they were issued, not just unique ones.
+    """
+
+    def __init__(self, key: str, state: SharedState | None = None) -> None:
+        self.state = state or SharedState()
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]  # the key itself stays out of file names
+        self.name = f"rid:{digest}"
+        self._lock = FileLock(str(self.state.path.with_name(f"rid-{digest}.lock")), timeout=self.state.timeout * 5)
+
+    @contextmanager
+    def issue(self) -> Iterator[int]:
+        with self._lock:
+            yield self.state.advance(self.name, int(time.time() * 1000))
+
+    def last(self) -> int | None:
+        return self.state.peek(self.name)

@@ -1,0 +1,1 @@
+"""StreamAPI HTTP API: signed requests (key, sig, rid), XML replies."""

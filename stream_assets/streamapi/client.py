@@ -39,7 +39,8 @@ class StreamApiError(ApiResponseError):
 
     def __init__(self, endpoint: str, code: int, msg: str) -> None:
         self.meaning = STATUS_MEANINGS.get(code, "Undocumented status code")
-        super().__init__("StreamAPI", endpoint, f"{self.meaning}: {msg}" if msg else self.meaning, code=code)
+        message = self.meaning if msg in ("", self.meaning) else f"{self.meaning}: {msg}"
+        super().__init__("StreamAPI", endpoint, message, code=code)
 
 
 class StreamApiClient(HttpApi):

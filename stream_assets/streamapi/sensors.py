@@ -1,0 +1,41 @@
+"""Poll the live list and record a snapshot whenever the set of live sessions changes."""
+
+import datetime as dt
+import hashlib
+import json
+import os
+
+import dagster as dg
+
+from stream_assets.core.errors import ApiError
+from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT, streamapi_live_sessions
+from stream_assets.streamapi.resources import StreamApiResource
+
+POLL_SECONDS = int(os.environ.get("STREAMAPI_LIVE_POLL_SECONDS") or 60)
+
+live_sessions_job = dg.define_asset_job("streamapi_live_sessions_job", selection=[streamapi_live_sessions.key])
+
+
+def live_set_fingerprint(sessions: list) -> str:
+    """Which sessions are live (host and start time), independent of their changing viewer counts."""
+    live = sorted((s.public_hostid, s.start_time.isoformat()) for s in sessions)
+    return hashlib.sha256(json.dumps(live).encode()).hexdigest()[:16]
+
+
+@dg.sensor(job=live_sessions_job, minimum_interval_seconds=POLL_SECONDS,
+           default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Polls session/live/list; requests a live_sessions snapshot only when the live set changed.")
+def streamapi_live_sessions_sensor(context: dg.SensorEvaluationContext, streamapi: StreamApiResource):
+    try:
+        sessions = streamapi.client().live_sessions()
+    except ApiError as error:
+        return dg.SkipReason(f"could not poll the live list: {error}")
+    fingerprint = live_set_fingerprint(sessions)
+    if fingerprint == context.cursor:
+        return dg.SkipReason(f"live set unchanged ({len(sessions)} sessions)")
+    key = dt.datetime.now(dt.timezone.utc).strftime(POLL_KEY_FORMAT)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=key, partition_key=key)],
+        dynamic_partitions_requests=[LIVE_POLLS.build_add_request([key])],
+        cursor=fingerprint,
+    )

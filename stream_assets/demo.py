@@ -18,41 +18,59 @@ import time
 from pathlib import Path
 
 from stream_assets.core.config import data_dir, duckdb_path
+from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT
+from stream_assets.streamapi.emulator import StreamApiEmulator
 from stream_assets.streamroot.emulator import StreamrootEmulator
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_STREAMROOT = {"demo-customer": "demo-streamroot-key"}
+DEMO_STREAMROOT = ("demo-customer", "demo-streamroot-key")
+DEMO_STREAMAPI = ("demo-streamapi-key", "demo-streamapi-secret")
 
 
 def start_emulators() -> tuple[list, dict[str, str]]:
     """Every emulator on a free port, and the environment that points the assets at them."""
-    streamroot = StreamrootEmulator(DEMO_STREAMROOT).start()
-    (customer, key), = DEMO_STREAMROOT.items()
+    streamroot = StreamrootEmulator(dict([DEMO_STREAMROOT])).start()
+    streamapi = StreamApiEmulator(dict([DEMO_STREAMAPI])).start()
     env = {
-        "STREAMROOT_API_KEY": key,
-        "STREAMROOT_CUSTOMER_ID": customer,
+        "STREAMROOT_CUSTOMER_ID": DEMO_STREAMROOT[0],
+        "STREAMROOT_API_KEY": DEMO_STREAMROOT[1],
         "STREAMROOT_BASE_URL": streamroot.base_url,
+        "STREAMAPI_KEY": DEMO_STREAMAPI[0],
+        "STREAMAPI_SECRET": DEMO_STREAMAPI[1],
+        "STREAMAPI_BASE_URL": streamapi.base_url,
     }
-    return [streamroot], env
+    return [streamroot, streamapi], env
 
 
-# (asset selection, partitioned?) per API; partitioned groups get the last 7 closed days.
-MATERIALIZATIONS = [("group:streamroot", True)]
+def materializations(first: dt.date, last: dt.date, poll_key: str) -> list[list[str]]:
+    """`dagster asset materialize` arguments: the partitioned assets over the demo's days, the snapshots once."""
+    days = ["--partition-range", f"{first}...{last}"]
+    return [
+        ["--select", "group:streamroot", *days],
+        ["--select", "streamapi/video_recordings", *days],
+        ["--select", "streamapi/themes"],
+        ["--select", "streamapi/live_sessions", "--partition", poll_key],
+    ]
+
+
+def dagster(env: dict[str, str], *args: str) -> None:
+    print(f"[demo] dagster {' '.join(args)}", flush=True)
+    started = time.monotonic()
+    result = subprocess.run(["dagster", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+        raise SystemExit(f"[demo] `dagster {' '.join(args)}` failed (see above)")
+    print(f"[demo]   done in {time.monotonic() - started:.0f}s", flush=True)
 
 
 def materialize(env: dict[str, str], first: dt.date, last: dt.date) -> None:
-    for selection, partitioned in MATERIALIZATIONS:
-        command = ["dagster", "asset", "materialize", "-m", "stream_assets", "--select", selection]
-        if partitioned:
-            command += ["--partition-range", f"{first}...{last}"]
-        print(f"[demo] materializing {selection} {first}...{last}" if partitioned else f"[demo] materializing {selection}",
-              flush=True)
-        started = time.monotonic()
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
-            raise SystemExit(f"[demo] materializing {selection} failed (see above)")
-        print(f"[demo]   done in {time.monotonic() - started:.0f}s", flush=True)
+    import dagster as dg
+
+    # The live-session snapshots are partitioned by poll time: register this first poll with the instance.
+    poll_key = dt.datetime.now(dt.timezone.utc).strftime(POLL_KEY_FORMAT)
+    dg.DagsterInstance.get().add_dynamic_partitions(LIVE_POLLS.name, [poll_key])
+    for args in materializations(first, last, poll_key):
+        dagster(env, "asset", "materialize", "-m", "stream_assets", *args)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     emulators, emulator_env = start_emulators()
-    env = {**os.environ, **emulator_env, "DAGSTER_HOME": str(home), "STREAM_ASSETS_DATA_DIR": str(data_dir())}
+    os.environ.update(DAGSTER_HOME=str(home), STREAM_ASSETS_DATA_DIR=str(data_dir()))
+    env = {**os.environ, **emulator_env}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     for emulator in emulators:
         print(f"[demo] {emulator.name} emulator on {emulator.root_url}", flush=True)
@@ -77,14 +96,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         today = dt.datetime.now(dt.timezone.utc).date()
         materialize(env, today - dt.timedelta(days=args.days), today - dt.timedelta(days=1))
+        # The live-session sensor polls the live list every minute and records changes.
+        dagster(env, "sensor", "start", "streamapi_live_sessions_sensor", "-w", "workspace.yaml")
         if args.no_ui:
             return
         ui = subprocess.Popen(["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)],
                               cwd=REPO, env=env)
         print(
             f"\n[demo] Dagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops the UI and the emulators)\n"
-            f"[demo]   Assets > group streamroot: partitions, metadata and checks of the last {args.days} days\n"
-            f"[demo]   Runs: the demo's materializations; Automation: the schedules (off by default)\n"
+            f"[demo]   Assets > groups streamroot, streamapi: partitions, metadata and checks of the last {args.days} days\n"
+            f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor (on), schedules (off)\n"
             f"[demo]   Warehouse: {duckdb_path()}  (open it read-only with duckdb once the UI is stopped)\n",
             flush=True,
         )

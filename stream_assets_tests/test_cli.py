@@ -56,3 +56,24 @@ def test_concurrent_runs_for_different_partitions_all_succeed(cli_env):
         kpi_days = conn.execute("SELECT day::VARCHAR FROM streamroot.daily_kpis ORDER BY 1").fetchall()
     assert per_day == [(day, 288) for day in days]
     assert kpi_days == [(day,) for day in days]
+
+
+def test_streamapi_assets_through_the_cli(cli_env, streamapi, tmp_path):
+    env = {**cli_env, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    (tmp_path / "dagster_home").mkdir()
+    poll = "2026-11-25T10:00:00Z"
+    add_poll = ("import dagster as dg; dg.DagsterInstance.get().add_dynamic_partitions('streamapi_live_polls', "
+                f"['{poll}'])")
+    assert subprocess.run(["python", "-c", add_poll], env=env, cwd=REPO, timeout=120).returncode == 0
+    for args in (["--select", "streamapi/video_recordings", "--partition-range", "2026-03-01...2026-03-03"],
+                 ["--select", "streamapi/themes"],
+                 ["--select", "streamapi/live_sessions", "--partition", poll]):
+        result = dagster(env, "asset", "materialize", "-m", "stream_assets", *args)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert cli_env["STREAMAPI_SECRET"] not in result.stdout + result.stderr
+    with duckdb.connect(f"{cli_env['STREAM_ASSETS_DATA_DIR']}/warehouse.duckdb", read_only=True) as conn:
+        days = conn.execute("SELECT DISTINCT CAST(creation_date AS DATE)::VARCHAR FROM streamapi.video_recordings ORDER BY 1").fetchall()
+        assert days and {d for (d,) in days} <= {"2026-03-01", "2026-03-02", "2026-03-03"}
+        assert conn.execute("SELECT count(*) FROM streamapi.themes").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM streamapi.live_sessions").fetchone() == (2,)
+    assert len(streamapi.requests_to("video/list")) == 1

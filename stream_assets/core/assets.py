@@ -36,7 +36,12 @@ def partition_window(context: dg.AssetExecutionContext) -> TimeWindow:
     return TimeWindow(window.start, window.end)
 
 
-def partition_label(context: dg.AssetExecutionContext) -> str:
+def partition_label(context: dg.AssetExecutionContext) -> str | None:
+    """The partition (or ``first...last`` range) of the run, or None for unpartitioned assets."""
+    if context.has_partition_key:
+        return context.partition_key
+    if not context.has_partition_key_range:
+        return None
     keys = context.partition_key_range
     return keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
 

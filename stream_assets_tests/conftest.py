@@ -11,6 +11,8 @@ import pytest
 from stream_assets.core.warehouse import Warehouse
 from stream_assets.streamapi.emulator import StreamApiEmulator
 from stream_assets.streamapi.resources import StreamApiResource
+from stream_assets.streamone.emulator import Role, StreamOneEmulator
+from stream_assets.streamone.resources import StreamOneResource
 from stream_assets.streamroot.client import StreamrootClient
 from stream_assets.streamroot.emulator import StreamrootEmulator
 from stream_assets.streamroot.resources import StreamrootResource
@@ -19,6 +21,7 @@ STREAMROOT_CUSTOMER = "acme-tv"
 STREAMROOT_KEY = "sr-test-key-do-not-log"
 STREAMAPI_KEY = "sa-test-key"
 STREAMAPI_SECRET = "sa-test-secret-do-not-log"
+STREAMONE_APP, STREAMONE_APP_PSK = "app-ingest01", "app-psk-do-not-log"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -61,17 +64,37 @@ def streamapi():
 
 
 @pytest.fixture
-def resources(streamroot, streamapi, warehouse) -> dict:
+def streamone():
+    """A StreamOne with an all-powerful application, users with scoped roles, two customers' accounts."""
+    every = frozenset({"item-view", "livestream-view", "api-mytokens"})
+    with StreamOneEmulator(
+        applications={STREAMONE_APP: (STREAMONE_APP_PSK, [Role(every)]), "application": ("apppsk", [Role(every)])},
+        users={
+            "user": ("psk", [Role(every)]),
+            "cust-user001": ("cpsk", [Role(frozenset({"item-view"}), customer="cust-000001")]),
+            "acct-user001": ("apsk", [Role(frozenset({"item-view"}), account="acc-news00001")]),
+            "no-livestrm1": ("npsk", [Role(frozenset({"item-view"}))]),
+        },
+        sessions={"sess1": (STREAMONE_APP, "skey")},
+        accounts={"acc-news00001": "cust-000001", "acc-sport0001": "cust-000001", "acc-other001": "cust-000002"},
+        seed=4,
+    ) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def resources(streamroot, streamapi, streamone, warehouse) -> dict:
     return {
         "streamroot": StreamrootResource(api_key=STREAMROOT_KEY, customer_id=STREAMROOT_CUSTOMER,
                                          base_url=streamroot.base_url),
         "streamapi": StreamApiResource(key=STREAMAPI_KEY, secret=STREAMAPI_SECRET, base_url=streamapi.base_url),
+        "streamone": StreamOneResource(actor_id=STREAMONE_APP, psk=STREAMONE_APP_PSK, base_url=streamone.root_url),
         "warehouse": warehouse,
     }
 
 
 @pytest.fixture
-def cli_env(streamroot_emulator, streamapi, tmp_path) -> dict[str, str]:
+def cli_env(streamroot_emulator, streamapi, streamone, tmp_path) -> dict[str, str]:
     """Environment for `dagster` CLI subprocesses: emulator keys and a private data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAM", "DAGSTER_HOME"))}
     env.update({
@@ -83,6 +106,9 @@ def cli_env(streamroot_emulator, streamapi, tmp_path) -> dict[str, str]:
         "STREAMAPI_KEY": STREAMAPI_KEY,
         "STREAMAPI_SECRET": STREAMAPI_SECRET,
         "STREAMAPI_BASE_URL": streamapi.base_url,
+        "STREAMONE_BASE_URL": streamone.root_url,
+        "STREAMONE_ACTOR_ID": STREAMONE_APP,
+        "STREAMONE_PSK": STREAMONE_APP_PSK,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     })
     return env

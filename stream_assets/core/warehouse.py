@@ -90,9 +90,48 @@ class Warehouse(DuckDBResource):
         with self.get_connection() as conn:
             return write_replacing(conn, table, frame, window)
 
+    def record_history(self, table: Table, frame: pd.DataFrame, key: Sequence[str], seen_at: dt.datetime) -> dict[str, int]:
+        """Keep a snapshot as history without duplicates: ``table`` holds one row per version of an entity,
+        with ``first_seen``/``last_seen`` columns. A row identical to its entity's latest version only moves
+        that version's ``last_seen`` to ``seen_at``; a new or changed row starts a new version.
+        Returns how many versions were extended and inserted.
+        """
+        frame = conform(Table(table.schema, table.name, [c for c in table.columns if c[0] not in ("first_seen", "last_seen")]), frame)
+        seen = as_naive_utc(seen_at)
+        attributes = [c for c in frame.columns]
+        same = " AND ".join(f'h."{c}" IS NOT DISTINCT FROM i."{c}"' for c in attributes)
+        key_match = " AND ".join(f'h."{c}" = i."{c}"' for c in key)
+        latest = (f'h.last_seen = (SELECT max(l.last_seen) FROM {table.qualified} l WHERE '
+                  + " AND ".join(f'l."{c}" = h."{c}"' for c in key) + ")")
+        with self.get_connection() as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+            conn.execute(table.ddl())
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.register("incoming_rows", frame)
+                extended = conn.execute(
+                    f"UPDATE {table.qualified} h SET last_seen = ? FROM incoming_rows i WHERE {same} AND {latest}",
+                    [seen]).fetchone()[0]
+                columns = ", ".join(f'"{c}"' for c in attributes)
+                inserted = conn.execute(
+                    f"INSERT INTO {table.qualified} ({columns}, first_seen, last_seen) "
+                    f"SELECT {columns}, ?, ? FROM incoming_rows i WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {table.qualified} h WHERE {key_match} AND h.last_seen = ?)",
+                    [seen, seen, seen]).fetchone()[0]
+                conn.unregister("incoming_rows")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return {"versions_extended": int(extended), "versions_inserted": int(inserted)}
+
     def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         with self.get_connection() as conn:
             return conn.execute(sql, list(params)).df()
+
+
+def as_naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
 def conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:

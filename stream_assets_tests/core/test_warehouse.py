@@ -73,3 +73,19 @@ def test_concurrent_writers_from_several_processes_all_succeed(tmp_path):
     )
     assert sorted(counts.n.tolist()) == [96] * len(days)
     assert set(counts.lo) == {4.0} and set(counts.hi) == {4.0}
+
+
+HISTORY = Table("test", "history", (("id", "VARCHAR"), ("title", "VARCHAR"), ("first_seen", "TIMESTAMP"),
+                                    ("last_seen", "TIMESTAMP")))
+
+
+def test_history_keeps_one_row_per_version(warehouse):
+    t1, t2, t3 = (dt.datetime(2026, 3, 1, h, tzinfo=dt.timezone.utc) for h in (1, 2, 3))
+    warehouse.record_history(HISTORY, pd.DataFrame({"id": ["a", "b"], "title": ["A", "B"]}), ["id"], t1)
+    counts = warehouse.record_history(HISTORY, pd.DataFrame({"id": ["a", "b"], "title": ["A", "B2"]}), ["id"], t2)
+    assert counts == {"versions_extended": 1, "versions_inserted": 1}
+    warehouse.record_history(HISTORY, pd.DataFrame({"id": ["a", "b"], "title": ["A", "B"]}), ["id"], t3)
+    rows = warehouse.query("SELECT id, title, hour(first_seen) AS f, hour(last_seen) AS l FROM test.history ORDER BY id, f")
+    assert rows.values.tolist() == [["a", "A", 1, 3], ["b", "B", 1, 1], ["b", "B2", 2, 2], ["b", "B", 3, 3]]
+    warehouse.record_history(HISTORY, pd.DataFrame({"id": ["a", "b"], "title": ["A", "B"]}), ["id"], t3)  # same poll again
+    assert len(warehouse.query("SELECT * FROM test.history")) == 4

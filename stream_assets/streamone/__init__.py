@@ -1,0 +1,1 @@
+"""StreamOne platform API version 3: HMAC-signed command/action requests, JSON envelope."""

@@ -1,0 +1,208 @@
+"""StreamOne platform API v3 client. Plain HTTP, no Dagster.
+
+A request is ``POST {base}/api/<command>/<action>?<parameters>&signature=...`` with the action's
+arguments as a form body. The signature is ``hex(HMAC-SHA1(key, path + "?" + query + "&" + body))``
+over exactly the bytes sent (keys sorted, as the iOS SDK does), keyed by the user's or application's
+pre-shared key (plus the session key for an application acting in a user session).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import time
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+from urllib.parse import quote_plus, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ValidationError
+
+from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError
+from stream_assets.core.http import HttpApi, build_session
+from stream_assets.streamone import models
+from stream_assets.streamone.statuses import RATE_LIMITED, STATUS_NAMES, TIMESTAMP_OUT_OF_RANGE
+
+DEFAULT_BASE_URL = "https://api.streamonecloud.net"
+PAGE_SIZE = 100  # the largest `limit` the emulator accepts (the documentation states none)
+RATE_LIMIT_BACKOFF = (5.0, 15.0, 45.0)  # seconds before each retry after status 8
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def encode(pairs: Mapping[str, Any]) -> str:
+    """``k=v&...`` with keys sorted, unreserved characters kept, ``,`` as ``%2C`` and space as ``+``."""
+    return urlencode(sorted((k, _text(v)) for k, v in pairs.items()), quote_via=quote_plus)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def sign(key: str, path: str, query: str, body: str) -> str:
+    """HMAC-SHA1 over ``path?query&body`` (the ``&`` is there even without arguments), 40 hex chars."""
+    return hmac.new(key.encode(), f"{path}?{query}&{body}".encode(), hashlib.sha1).hexdigest()
+
+
+class StreamOneError(ApiResponseError):
+    """An envelope whose ``header.status`` is not 0: carries the status, its name and the message."""
+
+    def __init__(self, endpoint: str, status: int, message: str) -> None:
+        self.status_name = STATUS_NAMES.get(status, "UNDOCUMENTED_STATUS")
+        super().__init__("StreamOne", endpoint, f"{self.status_name}: {message}", code=status)
+
+
+class StreamOneClient(HttpApi):
+    api_name = "StreamOne"
+
+    def __init__(
+        self,
+        actor_id: str,
+        psk: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        auth_type: str = "application",
+        account: str | None = None,
+        customer: str | None = None,
+        timezone: str = "UTC",
+        session_id: str | None = None,
+        session_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        # Signed requests carry a timestamp: urllib3 only retries failures to connect; status 2 re-signs.
+        kwargs.setdefault("session", build_session(retry_statuses=(), read_retries=0))
+        super().__init__(base_url, **kwargs)
+        if auth_type not in ("user", "application"):
+            raise ApiRequestError(self.api_name, "configuration", f"authentication type must be user or application, not {auth_type!r}")
+        if not actor_id or not psk:
+            raise ApiRequestError(self.api_name, "configuration", "an actor id and a pre-shared key are required")
+        if account and customer:
+            raise ApiRequestError(self.api_name, "configuration", "give an account or a customer, not both")
+        if session_id and auth_type != "application":
+            raise ApiRequestError(self.api_name, "configuration", "sessions are for applications acting for a user")
+        self.auth_type, self.actor_id = auth_type, actor_id
+        self._key = psk + (session_key or "")
+        self.session_id, self.account, self.customer, self.timezone = session_id, account, customer, timezone
+        self.clock, self.sleep = clock, sleep
+
+    def __repr__(self) -> str:
+        return f"StreamOneClient(auth_type={self.auth_type!r}, actor_id={self.actor_id!r}, base_url={self.base_url!r})"
+
+    # --- one request ---------------------------------------------------------------------------
+    def parameters(self) -> dict[str, str]:
+        params = {"api": "3", "format": "json", "authentication_type": self.auth_type,
+                  self.auth_type: self.actor_id, "timestamp": str(int(self.clock()))}
+        if self.session_id:
+            params["session"] = self.session_id
+        if self.account:
+            params["account"] = self.account
+        if self.customer:
+            params["customer"] = self.customer
+        if self.timezone:
+            params["timezone"] = self.timezone
+        return params
+
+    def call(self, command: str, action: str, arguments: Mapping[str, Any] | None = None) -> models.Envelope:
+        """One action; the validated envelope of a status-0 answer.
+
+        Status 2 (timestamp out of range) is retried once, re-signed with a fresh timestamp; status 8
+        (rate limited after failed authentication) backs off and retries; other statuses raise
+        StreamOneError at once.
+        """
+        endpoint = f"{command}/{action}"
+        backoffs = list(RATE_LIMIT_BACKOFF)
+        timestamp_retried = False
+        while True:
+            try:
+                return self._send(endpoint, arguments or {})
+            except StreamOneError as error:
+                if error.code == TIMESTAMP_OUT_OF_RANGE and not timestamp_retried:
+                    timestamp_retried = True
+                elif error.code == RATE_LIMITED and backoffs:
+                    self.sleep(backoffs.pop(0))
+                else:
+                    raise
+
+    def _send(self, endpoint: str, arguments: Mapping[str, Any]) -> models.Envelope:
+        path = f"/api/{endpoint}"
+        query, body = encode(self.parameters()), encode(arguments)
+        url = f"{self.base_url}{path}?{query}&signature={sign(self._key, path, query, body)}"
+        response = self.send("POST", endpoint, url, data=body,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        payload = self.decode_json(endpoint, response)
+        try:
+            envelope = models.Envelope.model_validate(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ApiPayloadError(self.api_name, endpoint, f"invalid envelope at {where}: {first['msg']}",
+                                  status=response.status_code) from None
+        if envelope.header.status != 0:
+            raise StreamOneError(endpoint, envelope.header.status, envelope.header.statusmessage)
+        return envelope
+
+    # --- views ---------------------------------------------------------------------------------
+    def view(self, command: str, model: type[Model], arguments: Mapping[str, Any] | None = None,
+             page_size: int = PAGE_SIZE) -> Iterator[Model]:
+        """Every row of ``<command>/view``, paging with offset/limit until ``header.count`` rows are read.
+
+        A generator: the caller may stop early (the items asset does, once rows are older than its window).
+        """
+        endpoint = f"{command}/view"
+        offset, total = 0, None
+        while total is None or offset < total:
+            envelope = self.call(command, "view", {**(arguments or {}), "offset": offset, "limit": page_size})
+            if envelope.header.count is None:
+                raise ApiPayloadError(self.api_name, endpoint, "view answer without header.count")
+            total = envelope.header.count
+            rows = envelope.body
+            if not isinstance(rows, list):
+                raise ApiPayloadError(self.api_name, endpoint, f"body is {type(rows).__name__}, not a list")
+            if not rows:
+                break  # fewer rows than `count` promised (rows vanished meanwhile): nothing more to read
+            zone = self._zone(endpoint, envelope.header.timezone)
+            for row in rows:
+                try:
+                    yield model.model_validate(row, context={"tz": zone})
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise ApiPayloadError(self.api_name, endpoint, f"invalid {model.__name__} field {where}: {first['msg']}") from None
+            offset += len(rows)
+
+    def _zone(self, endpoint: str, name: str | None) -> ZoneInfo:
+        """The zone the answer's datetimes are in: the one it reports, else the one we asked for."""
+        try:
+            return ZoneInfo(name or self.timezone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ApiPayloadError(self.api_name, endpoint, f"unknown timezone {name!r} in the answer") from None
+
+    def items(self, *, newest_first: bool = True, **arguments: Any) -> Iterator[models.Item]:
+        """Items ordered by creation time (newest first by default); extra arguments filter (itemtype, archived, ...)."""
+        return self.view("item", models.Item, {"orderfield": "created", "order": "desc" if newest_first else "asc", **arguments})
+
+    def livestreams(self, **arguments: Any) -> list[models.LiveStream]:
+        return list(self.view("livestream", models.LiveStream, arguments))
+
+    def items_created_in(self, start: dt.datetime, end: dt.datetime,
+                         progress: Callable[[str], None] | None = None) -> list[models.Item]:
+        """Items created in ``[start, end)``: read newest first and stop at the first item older than ``start``.
+
+        The API has no date filter, so the cost grows with how far back the window lies: every item
+        newer than ``end`` is read too (PAGE_SIZE items per request).
+        """
+        found, read = [], 0
+        for item in self.items():
+            read += 1
+            if item.datecreated < start:
+                break
+            if item.datecreated < end:
+                found.append(item)
+            if progress and read % (PAGE_SIZE * 10) == 0:
+                progress(f"item/view: {read} items read, now at {item.datecreated:%Y-%m-%d}")
+        return found

@@ -1,0 +1,119 @@
+"""Pydantic models of the StreamOne v3 envelope and of the entities we ingest.
+
+Datetimes arrive as ``YYYY-MM-DD HH:MM:SS`` in the timezone the response header reports; validation
+converts them to UTC using that zone, passed in the validation context as ``{"tz": ZoneInfo}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationInfo, field_validator
+
+_DATETIME = "%Y-%m-%d %H:%M:%S"
+_DURATION = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)(?:\.(\d{1,3}))?$")
+
+
+class Header(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: StrictInt
+    statusmessage: StrictStr
+    timezone: str | None = None
+    count: int | None = None
+    apiversion: int | None = None
+    cacheable: bool | None = None
+
+
+class Envelope(BaseModel):
+    header: Header
+    body: Any
+
+
+def local_to_utc(value: Any, info: ValidationInfo) -> Any:
+    """``YYYY-MM-DD HH:MM:SS`` in the response's zone -> aware UTC datetime (DST-aware, via zoneinfo).
+
+    In a zone with daylight saving, the hour repeated in autumn is ambiguous in this format; it resolves
+    to its first (summer-time) occurrence. The clients ask for ``timezone=UTC``, which has no such hour.
+    """
+    if value in (None, "", "0000-00-00 00:00:00"):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected 'YYYY-MM-DD HH:MM:SS'")
+    zone: ZoneInfo = (info.context or {}).get("tz") or ZoneInfo("UTC")
+    local = dt.datetime.strptime(value, _DATETIME)
+    return local.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+
+
+def duration_seconds(value: str) -> float:
+    """``HH:MM:SS.mmm`` (the emulator's documented assumption) -> seconds."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"expected a duration 'HH:MM:SS.mmm', got {value!r}")
+    hours, minutes, seconds, millis = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int((millis or "0").ljust(3, "0")) / 1000
+
+
+class Account(BaseModel):
+    id: str
+    name: str | None = None
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    title: str
+    type: str | None = None
+    description: str | None = None
+    duration: str
+    datecreated: dt.datetime
+    dateaired: dt.datetime | None = None
+    views: StrictInt
+    account: Account | None = None
+
+    _to_utc = field_validator("datecreated", "dateaired", mode="before")(local_to_utc)
+
+    @property
+    def duration_seconds(self) -> float:
+        return duration_seconds(self.duration)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_is_parseable(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "type": self.type, "description": self.description,
+            "duration": self.duration_seconds, "datecreated": self.datecreated, "dateaired": self.dateaired,
+            "views": self.views, "account_id": self.account.id if self.account else None,
+            "account_name": self.account.name if self.account else None,
+        }
+
+
+class LiveStreamType(BaseModel):
+    label: str | None = None
+    name: str | None = None
+
+
+class LiveStream(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    title: str
+    description: str | None = None
+    type: LiveStreamType | None = None
+    account: Account | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "description": self.description,
+            "type": self.type.name if self.type else None,
+            "account_id": self.account.id if self.account else None,
+            "account_name": self.account.name if self.account else None,
+        }

@@ -20,17 +20,20 @@ from pathlib import Path
 from stream_assets.core.config import data_dir, duckdb_path
 from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT
 from stream_assets.streamapi.emulator import StreamApiEmulator
+from stream_assets.streamone.emulator import StreamOneEmulator
 from stream_assets.streamroot.emulator import StreamrootEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_STREAMROOT = ("demo-customer", "demo-streamroot-key")
 DEMO_STREAMAPI = ("demo-streamapi-key", "demo-streamapi-secret")
+DEMO_STREAMONE = ("demo-app", "demo-app-psk")  # an application with every token (the emulator's default)
 
 
 def start_emulators() -> tuple[list, dict[str, str]]:
     """Every emulator on a free port, and the environment that points the assets at them."""
     streamroot = StreamrootEmulator(dict([DEMO_STREAMROOT])).start()
     streamapi = StreamApiEmulator(dict([DEMO_STREAMAPI])).start()
+    streamone = StreamOneEmulator().start()
     env = {
         "STREAMROOT_CUSTOMER_ID": DEMO_STREAMROOT[0],
         "STREAMROOT_API_KEY": DEMO_STREAMROOT[1],
@@ -38,8 +41,12 @@ def start_emulators() -> tuple[list, dict[str, str]]:
         "STREAMAPI_KEY": DEMO_STREAMAPI[0],
         "STREAMAPI_SECRET": DEMO_STREAMAPI[1],
         "STREAMAPI_BASE_URL": streamapi.base_url,
+        "STREAMONE_BASE_URL": streamone.root_url,
+        "STREAMONE_AUTH_TYPE": "application",
+        "STREAMONE_ACTOR_ID": DEMO_STREAMONE[0],
+        "STREAMONE_PSK": DEMO_STREAMONE[1],
     }
-    return [streamroot, streamapi], env
+    return [streamroot, streamapi, streamone], env
 
 
 def materializations(first: dt.date, last: dt.date, poll_key: str) -> list[list[str]]:
@@ -50,6 +57,10 @@ def materializations(first: dt.date, last: dt.date, poll_key: str) -> list[list[
         ["--select", "streamapi/video_recordings", *days],
         ["--select", "streamapi/themes"],
         ["--select", "streamapi/live_sessions", "--partition", poll_key],
+        ["--select", "streamone/items", *days],
+        ["--select", "streamone/livestreams"],
+        # views can only be snapshotted for today: the API keeps no history of them
+        ["--select", "streamone/item_views_daily", "--partition", dt.datetime.now(dt.timezone.utc).date().isoformat()],
     ]
 
 
@@ -104,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                               cwd=REPO, env=env)
         print(
             f"\n[demo] Dagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops the UI and the emulators)\n"
-            f"[demo]   Assets > groups streamroot, streamapi: partitions, metadata and checks of the last {args.days} days\n"
+            f"[demo]   Assets > groups streamroot, streamapi, streamone: partitions, metadata and checks of the last {args.days} days\n"
             f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor (on), schedules (off)\n"
             f"[demo]   Warehouse: {duckdb_path()}  (open it read-only with duckdb once the UI is stopped)\n",
             flush=True,

@@ -77,3 +77,21 @@ def test_streamapi_assets_through_the_cli(cli_env, streamapi, tmp_path):
         assert conn.execute("SELECT count(*) FROM streamapi.themes").fetchone() == (4,)
         assert conn.execute("SELECT count(*) FROM streamapi.live_sessions").fetchone() == (2,)
     assert len(streamapi.requests_to("video/list")) == 1
+
+
+def test_streamone_assets_through_the_cli(cli_env, streamone):
+    import datetime as dt
+
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    for args in (["--select", "streamone/items", "--partition-range", "2026-10-01...2026-10-07"],
+                 ["--select", "streamone/livestreams"],
+                 ["--select", "streamone/item_views_daily", "--partition", today]):
+        result = dagster(cli_env, "asset", "materialize", "-m", "stream_assets", *args)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert cli_env["STREAMONE_PSK"] not in result.stdout + result.stderr
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+    expected = [i for i in streamone.items() if start <= i["datecreated"] < start + dt.timedelta(days=7)]
+    with duckdb.connect(f"{cli_env['STREAM_ASSETS_DATA_DIR']}/warehouse.duckdb", read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM streamone.items").fetchone() == (len(expected),)
+        assert conn.execute("SELECT count(*) FROM streamone.livestreams").fetchone() == (3,)
+        assert conn.execute("SELECT count(DISTINCT day) FROM streamone.item_views_daily").fetchone() == (1,)

@@ -13,6 +13,8 @@ from stream_assets.streamapi.emulator import StreamApiEmulator
 from stream_assets.streamapi.resources import StreamApiResource
 from stream_assets.streamone.emulator import Role, StreamOneEmulator
 from stream_assets.streamone.resources import StreamOneResource
+from stream_assets.streamtime.emulator import StreamtimeEmulator
+from stream_assets.streamtime.resources import StreamtimeResource
 from stream_assets.streamroot.client import StreamrootClient
 from stream_assets.streamroot.emulator import StreamrootEmulator
 from stream_assets.streamroot.resources import StreamrootResource
@@ -22,6 +24,7 @@ STREAMROOT_KEY = "sr-test-key-do-not-log"
 STREAMAPI_KEY = "sa-test-key"
 STREAMAPI_SECRET = "sa-test-secret-do-not-log"
 STREAMONE_APP, STREAMONE_APP_PSK = "app-ingest01", "app-psk-do-not-log"
+STREAMTIME_KEY = "st-test-key-do-not-log"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -83,18 +86,26 @@ def streamone():
 
 
 @pytest.fixture
-def resources(streamroot, streamapi, streamone, warehouse) -> dict:
+def streamtime():
+    """A Streamtime organisation with the documented limits (tests that need scaled windows set their own)."""
+    with StreamtimeEmulator({STREAMTIME_KEY: "Test Agency"}, seed=8) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def resources(streamroot, streamapi, streamone, streamtime, warehouse) -> dict:
     return {
         "streamroot": StreamrootResource(api_key=STREAMROOT_KEY, customer_id=STREAMROOT_CUSTOMER,
                                          base_url=streamroot.base_url),
         "streamapi": StreamApiResource(key=STREAMAPI_KEY, secret=STREAMAPI_SECRET, base_url=streamapi.base_url),
         "streamone": StreamOneResource(actor_id=STREAMONE_APP, psk=STREAMONE_APP_PSK, base_url=streamone.root_url),
+        "streamtime": StreamtimeResource(api_key=STREAMTIME_KEY, base_url=streamtime.base_url),
         "warehouse": warehouse,
     }
 
 
 @pytest.fixture
-def cli_env(streamroot_emulator, streamapi, streamone, tmp_path) -> dict[str, str]:
+def cli_env(streamroot_emulator, streamapi, streamone, streamtime, tmp_path) -> dict[str, str]:
     """Environment for `dagster` CLI subprocesses: emulator keys and a private data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAM", "DAGSTER_HOME"))}
     env.update({
@@ -109,6 +120,8 @@ def cli_env(streamroot_emulator, streamapi, streamone, tmp_path) -> dict[str, st
         "STREAMONE_BASE_URL": streamone.root_url,
         "STREAMONE_ACTOR_ID": STREAMONE_APP,
         "STREAMONE_PSK": STREAMONE_APP_PSK,
+        "STREAMTIME_API_KEY": STREAMTIME_KEY,
+        "STREAMTIME_BASE_URL": streamtime.base_url,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     })
     return env

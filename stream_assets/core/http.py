@@ -31,6 +31,7 @@ def build_session(
     StreamOne's timestamp) pass ``retry_statuses=(), read_retries=0`` and re-sign themselves: only
     failures to connect, where the request never left, are then retried as-is.
     """
+    retry_statuses = tuple(retry_statuses)
     retry = Retry(
         total=retries,
         connect=retries,
@@ -38,9 +39,11 @@ def build_session(
         status=retries,
         other=0,
         backoff_factor=backoff_factor,
-        status_forcelist=tuple(retry_statuses),
+        status_forcelist=retry_statuses,
         allowed_methods=None,
-        respect_retry_after_header=True,
+        # urllib3 would also replay any 429 that carries Retry-After; clients that manage a budget
+        # (retry_statuses=()) must see those answers themselves.
+        respect_retry_after_header=bool(retry_statuses),
         raise_on_status=False,
     )
     session = requests.Session()

@@ -1,0 +1,2 @@
+"""Streamtime public API v2: search routes with only the requested additional data, statistics, and
+four shared rate/processing budgets."""

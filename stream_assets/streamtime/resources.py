@@ -1,0 +1,38 @@
+"""The Dagster face of the Streamtime client: the key from the environment, the shared limiter."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Callable
+
+import dagster as dg
+from pydantic import Field
+
+from stream_assets.core.ratelimit import RateLimiter, SqliteLimiterBackend, parse_budgets
+from stream_assets.streamtime.client import DEFAULT_BASE_URL, StreamtimeClient
+
+DEFAULT_RATE_LIMITS = "60/60,720/3600"
+DEFAULT_PROCESSING_LIMITS = "30/60,300/3600"
+
+
+class StreamtimeResource(dg.ConfigurableResource):
+    """Streamtime organisation key (``STREAMTIME_API_KEY``) and the budgets every process shares."""
+
+    api_key: str = Field(description="Organisation API key (Authorization: Bearer ...); from STREAMTIME_API_KEY")
+    base_url: str | None = Field(default=None, description=f"API root; empty means $STREAMTIME_BASE_URL or {DEFAULT_BASE_URL}")
+    rate_limits: str | None = Field(default=None, description="Request budgets N/seconds; empty: $STREAMTIME_RATE_LIMITS")
+    processing_limits: str | None = Field(default=None, description="Processing budgets s/seconds; empty: $STREAMTIME_PROCESSING_LIMITS")
+
+    def limiter(self, on_wait: Callable[[float, str], None] | None = None) -> RateLimiter:
+        """The organisation's limiter; its state lives in ``$STREAM_ASSETS_DATA_DIR/ratelimit.sqlite``."""
+        rates = self.rate_limits or os.environ.get("STREAMTIME_RATE_LIMITS") or DEFAULT_RATE_LIMITS
+        processing = self.processing_limits or os.environ.get("STREAMTIME_PROCESSING_LIMITS") or DEFAULT_PROCESSING_LIMITS
+        budgets = parse_budgets(rates, "requests") + parse_budgets(processing, "processing")
+        # Limits are per organisation, so the bucket is the key (hashed: the key never reaches disk).
+        bucket = "streamtime:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
+        return RateLimiter(bucket, budgets, SqliteLimiterBackend(), on_wait=on_wait)
+
+    def client(self, on_wait: Callable[[float, str], None] | None = None) -> StreamtimeClient:
+        base_url = self.base_url or os.environ.get("STREAMTIME_BASE_URL") or DEFAULT_BASE_URL
+        return StreamtimeClient(self.api_key, base_url, limiter=self.limiter(on_wait))

@@ -21,11 +21,13 @@ from stream_assets.core.config import data_dir, duckdb_path
 from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT
 from stream_assets.streamapi.emulator import StreamApiEmulator
 from stream_assets.streamone.emulator import StreamOneEmulator
+from stream_assets.streamtime.emulator import StreamtimeEmulator
 from stream_assets.streamroot.emulator import StreamrootEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_STREAMROOT = ("demo-customer", "demo-streamroot-key")
 DEMO_STREAMAPI = ("demo-streamapi-key", "demo-streamapi-secret")
+DEMO_STREAMTIME = "demo-streamtime-key"
 DEMO_STREAMONE = ("demo-app", "demo-app-psk")  # an application with every token (the emulator's default)
 
 
@@ -34,6 +36,7 @@ def start_emulators() -> tuple[list, dict[str, str]]:
     streamroot = StreamrootEmulator(dict([DEMO_STREAMROOT])).start()
     streamapi = StreamApiEmulator(dict([DEMO_STREAMAPI])).start()
     streamone = StreamOneEmulator().start()
+    streamtime = StreamtimeEmulator({DEMO_STREAMTIME: "Demo Agency"}).start()
     env = {
         "STREAMROOT_CUSTOMER_ID": DEMO_STREAMROOT[0],
         "STREAMROOT_API_KEY": DEMO_STREAMROOT[1],
@@ -45,22 +48,33 @@ def start_emulators() -> tuple[list, dict[str, str]]:
         "STREAMONE_AUTH_TYPE": "application",
         "STREAMONE_ACTOR_ID": DEMO_STREAMONE[0],
         "STREAMONE_PSK": DEMO_STREAMONE[1],
+        "STREAMTIME_API_KEY": DEMO_STREAMTIME,
+        "STREAMTIME_BASE_URL": streamtime.base_url,
     }
-    return [streamroot, streamapi, streamone], env
+    return [streamroot, streamapi, streamone, streamtime], env
 
 
 def materializations(first: dt.date, last: dt.date, poll_key: str) -> list[list[str]]:
-    """`dagster asset materialize` arguments: the partitioned assets over the demo's days, the snapshots once."""
-    days = ["--partition-range", f"{first}...{last}"]
+    """`dagster asset materialize` arguments: the daily assets over the demo's days in one run, the snapshots
+    in another (fewer CLI start-ups), then the two partitions that only exist now."""
+    import dagster as dg
+
+    from stream_assets.definitions import defs
+
+    daily, snapshots = [], []
+    for spec in defs.resolve_all_asset_specs():
+        key = spec.key.to_user_string()
+        if isinstance(spec.partitions_def, dg.DailyPartitionsDefinition) and key != "streamone/item_views_daily":
+            daily.append(key)
+        elif spec.partitions_def is None:
+            snapshots.append(key)
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
     return [
-        ["--select", "group:streamroot", *days],
-        ["--select", "streamapi/video_recordings", *days],
-        ["--select", "streamapi/themes"],
+        ["--select", ",".join(sorted(daily)), "--partition-range", f"{first}...{last}"],
+        ["--select", ",".join(sorted(snapshots))],
         ["--select", "streamapi/live_sessions", "--partition", poll_key],
-        ["--select", "streamone/items", *days],
-        ["--select", "streamone/livestreams"],
         # views can only be snapshotted for today: the API keeps no history of them
-        ["--select", "streamone/item_views_daily", "--partition", dt.datetime.now(dt.timezone.utc).date().isoformat()],
+        ["--select", "streamone/item_views_daily", "--partition", today],
     ]
 
 
@@ -115,8 +129,8 @@ def main(argv: list[str] | None = None) -> None:
                               cwd=REPO, env=env)
         print(
             f"\n[demo] Dagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops the UI and the emulators)\n"
-            f"[demo]   Assets > groups streamroot, streamapi, streamone: partitions, metadata and checks of the last {args.days} days\n"
-            f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor (on), schedules (off)\n"
+            f"[demo]   Assets > groups streamroot, streamtime, streamapi, streamone: partitions, metadata and checks of the last {args.days} days\n"
+            f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor (on), other sensors and schedules (off)\n"
             f"[demo]   Warehouse: {duckdb_path()}  (open it read-only with duckdb once the UI is stopped)\n",
             flush=True,
         )

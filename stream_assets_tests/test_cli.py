@@ -95,3 +95,18 @@ def test_streamone_assets_through_the_cli(cli_env, streamone):
         assert conn.execute("SELECT count(*) FROM streamone.items").fetchone() == (len(expected),)
         assert conn.execute("SELECT count(*) FROM streamone.livestreams").fetchone() == (3,)
         assert conn.execute("SELECT count(DISTINCT day) FROM streamone.item_views_daily").fetchone() == (1,)
+
+
+def test_streamtime_assets_through_the_cli(cli_env, streamtime):
+    daily = ",".join(f"streamtime/{n}" for n in ("logged_times", "logged_expenses", "invoices", "quotes", "jobs",
+                                                 "daily_statistics"))
+    snapshots = ",".join(f"streamtime/{n}" for n in ("companies", "contacts", "users", "job_items", "job_item_users"))
+    for args in (["--select", daily, "--partition-range", "2026-03-02...2026-03-04"], ["--select", snapshots]):
+        result = dagster(cli_env, "asset", "materialize", "-m", "stream_assets", *args)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        assert cli_env["STREAMTIME_API_KEY"] not in result.stdout + result.stderr
+    with duckdb.connect(f"{cli_env['STREAM_ASSETS_DATA_DIR']}/warehouse.duckdb", read_only=True) as conn:
+        days = conn.execute("SELECT DISTINCT date::VARCHAR FROM streamtime.logged_times ORDER BY 1").fetchall()
+        assert days == [("2026-03-02",), ("2026-03-03",), ("2026-03-04",)]
+        assert conn.execute("SELECT count(*) FROM streamtime.users").fetchone() == (8,)
+    assert streamtime.counters["throttled"] == 0

@@ -8,7 +8,10 @@ from URLs, headers or bodies that could carry a key, a signature or a secret.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 _MAX_MESSAGE = 300
 
@@ -85,6 +88,15 @@ class ApiConnectionError(ApiError):
     """The API could not be reached, or kept failing, after the configured retries."""
 
     kind = "unreachable"
+
+
+def invalid_payload(api: str, endpoint: str, what: str, error: "ValidationError", status: int | None = None) -> ApiPayloadError:
+    """A pydantic validation failure as a payload error naming the first bad field."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "top level"
+    count = error.error_count()
+    more = f" ({count} invalid fields)" if count > 1 else ""
+    return ApiPayloadError(api, endpoint, f"invalid {what} field {where}: {first['msg']}{more}", status=status)
 
 
 @contextmanager

@@ -17,6 +17,23 @@ DEFAULT_TIMEOUT = (10.0, 120.0)  # (connect, read) seconds
 RETRYABLE_STATUSES = (500, 502, 503, 504)
 
 
+def error_message(response: requests.Response) -> str:
+    """The API's own explanation of a failed request: ``message``, ``error`` or ``errors[0]`` of a JSON
+    body, else a short excerpt of a text body, else the HTTP reason."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        for key in ("message", "error"):
+            if payload.get(key):
+                return str(payload[key])
+        if isinstance(payload.get("errors"), list) and payload["errors"]:
+            return str(payload["errors"][0])
+    text = response.text.strip()
+    return text[:120] if text and not text.startswith("<") else (response.reason or "no message")
+
+
 def build_session(
     *,
     retries: int = 3,

@@ -14,7 +14,6 @@ The backend is an interface (:class:`LimiterBackend`): a Postgres or Redis imple
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
 from stream_assets.core.config import data_dir
+from stream_assets.core.state import sqlite_transaction
 
 
 @dataclass(frozen=True)
@@ -89,19 +89,8 @@ class SqliteLimiterBackend:
                          "id INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL, at REAL NOT NULL, cost REAL NOT NULL)")
             conn.execute("CREATE INDEX IF NOT EXISTS limiter_events_by_time ON limiter_events (bucket, at)")
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.close()
+    def _transaction(self):
+        return sqlite_transaction(self.path, self.timeout)
 
     def admit(self, bucket: str, budgets: Sequence[Budget], now: float, estimate: float) -> Admission:
         horizon = max(b.guarded_window for b in budgets)

@@ -23,6 +23,23 @@ def state_path() -> Path:
     return data_dir() / "state.sqlite"
 
 
+@contextmanager
+def sqlite_transaction(path: Path, timeout: float) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes SQLite's lock up front (``BEGIN IMMEDIATE``), so that a
+    read-modify-write inside it is atomic across processes; committed on success, rolled back on error."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+
+
 class SharedState:
     """Named counters in one SQLite file, safe under concurrent processes and threads."""
 
@@ -33,19 +50,8 @@ class SharedState:
         with self._transaction() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: read-modify-write is atomic
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.close()
+    def _transaction(self):
+        return sqlite_transaction(self.path, self.timeout)
 
     def advance(self, name: str, at_least: int) -> int:
         """Set counter ``name`` to ``max(at_least, last + 1)`` and return it: strictly increasing forever."""

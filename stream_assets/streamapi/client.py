@@ -16,7 +16,7 @@ import defusedxml.ElementTree as SafeElementTree
 from defusedxml import DefusedXmlException
 from pydantic import BaseModel, ValidationError
 
-from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError
+from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
 from stream_assets.core.http import HttpApi, build_session
 from stream_assets.core.state import RequestIds
 from stream_assets.core.windows import TimeWindow
@@ -158,6 +158,4 @@ class StreamApiClient(HttpApi):
         try:
             return model.model_validate({k: v for k, v in fields.items() if v != ""})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ApiPayloadError(self.api_name, endpoint, f"invalid {model.__name__} field {where}: {first['msg']}") from None
+            raise invalid_payload(self.api_name, endpoint, model.__name__, exc) from None

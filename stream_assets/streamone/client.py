@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
-from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError
+from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
 from stream_assets.core.http import HttpApi, build_session
 from stream_assets.streamone import models
 from stream_assets.streamone.statuses import RATE_LIMITED, STATUS_NAMES, TIMESTAMP_OUT_OF_RANGE
@@ -138,10 +138,7 @@ class StreamOneClient(HttpApi):
         try:
             envelope = models.Envelope.model_validate(payload)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ApiPayloadError(self.api_name, endpoint, f"invalid envelope at {where}: {first['msg']}",
-                                  status=response.status_code) from None
+            raise invalid_payload(self.api_name, endpoint, "envelope", exc, response.status_code) from None
         if envelope.header.status != 0:
             raise StreamOneError(endpoint, envelope.header.status, envelope.header.statusmessage)
         return envelope
@@ -170,9 +167,7 @@ class StreamOneClient(HttpApi):
                 try:
                     yield model.model_validate(row, context={"tz": zone})
                 except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(p) for p in first["loc"])
-                    raise ApiPayloadError(self.api_name, endpoint, f"invalid {model.__name__} field {where}: {first['msg']}") from None
+                    raise invalid_payload(self.api_name, endpoint, model.__name__, exc) from None
             offset += len(rows)
 
     def _zone(self, endpoint: str, name: str | None) -> ZoneInfo:

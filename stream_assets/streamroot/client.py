@@ -15,8 +15,8 @@ import pandas as pd
 import requests
 from pydantic import TypeAdapter, ValidationError
 
-from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError
-from stream_assets.core.http import HttpApi
+from stream_assets.core.errors import ApiRequestError, ApiResponseError, invalid_payload
+from stream_assets.core.http import HttpApi, error_message
 from stream_assets.core.windows import TimeWindow, to_epoch_ms
 from stream_assets.streamroot.endpoints import BY_NAME, Endpoint
 from stream_assets.streamroot.models import KeyedAnswer
@@ -181,29 +181,10 @@ class StreamrootClient(HttpApi):
 
     def _parse(self, spec: Endpoint, response: requests.Response) -> list[KeyedAnswer]:
         if response.status_code != 200:
-            message = _error_message(response)
-            raise ApiResponseError(self.api_name, spec.path, message, status=response.status_code)
+            raise ApiResponseError(self.api_name, spec.path, error_message(response), status=response.status_code)
         payload = self.decode_json(spec.path, response)
         try:
             return TypeAdapter(list[spec.model]).validate_python(payload, strict=True)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ApiPayloadError(
-                self.api_name, spec.path, f"{exc.error_count()} invalid field(s); first at {where or 'top level'}: {first['msg']}",
-                status=response.status_code,
-            ) from None
+            raise invalid_payload(self.api_name, spec.path, spec.model.__name__, exc, response.status_code) from None
 
-
-def _error_message(response: requests.Response) -> str:
-    """The API's own explanation: ``message`` or ``error`` from a JSON body, else a short text excerpt."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        for key in ("message", "error"):
-            if payload.get(key):
-                return str(payload[key])
-    text = response.text.strip()
-    return text[:120] if text and not text.startswith("<") else (response.reason or "no message")

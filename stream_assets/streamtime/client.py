@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterator, Sequence
 import requests
 from pydantic import BaseModel, ValidationError
 
-from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError
-from stream_assets.core.http import HttpApi, build_session
+from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
+from stream_assets.core.http import HttpApi, build_session, error_message
 from stream_assets.core.ratelimit import RateLimiter
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime.entities import Entity
@@ -94,7 +94,7 @@ class StreamtimeClient(HttpApi):
                 self.sleep(float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 2.0 ** attempt)
                 continue
             if response.status_code != 200:
-                raise ApiResponseError(self.api_name, endpoint, _error_message(response), status=response.status_code)
+                raise ApiResponseError(self.api_name, endpoint, error_message(response), status=response.status_code)
             return self.decode_json(endpoint, response)
         raise AssertionError("unreachable")
 
@@ -194,23 +194,7 @@ class StreamtimeClient(HttpApi):
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ApiPayloadError(self.api_name, endpoint, f"invalid {model.__name__} field {where}: {first['msg']}") from None
+            raise invalid_payload(self.api_name, endpoint, model.__name__, exc) from None
 
 
 
-
-def _error_message(response: requests.Response) -> str:
-    """The API's explanation: ``message``, then ``error``, then ``errors[0]`` (as public clients read it)."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        if payload.get("message") or payload.get("error"):
-            return str(payload.get("message") or payload.get("error"))
-        if isinstance(payload.get("errors"), list) and payload["errors"]:
-            return str(payload["errors"][0])
-    text = response.text.strip()
-    return text[:120] if text and not text.startswith("<") else (response.reason or "no message")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,17 @@ STREAMAPI_SECRET = "sa-test-secret-do-not-log"
 STREAMONE_APP, STREAMONE_APP_PSK = "app-ingest01", "app-psk-do-not-log"
 STREAMTIME_KEY = "st-test-key-do-not-log"
 VENV_BIN = Path(sys.executable).parent
+
+
+def run_processes(target, arg_tuples, timeout: float = 180) -> list[int]:
+    """Start one fresh ("spawn") process per argument tuple, all at once; their exit codes."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=target, args=args) for args in arg_tuples]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=timeout)
+    return [worker.exitcode for worker in workers]
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -28,6 +29,11 @@ def ranged_backfill_policy() -> dg.BackfillPolicy:
     """A date-range backfill is one run over the whole range: the clients then ask for the range in as
     few requests as each API allows (and `dagster asset materialize --partition-range` works)."""
     return dg.BackfillPolicy.single_run()
+
+
+def closed_day(context: dg.ScheduleEvaluationContext) -> str:
+    """The partition key of the UTC day before the schedule's tick: the day that has just closed."""
+    return (context.scheduled_execution_time.astimezone(dt.timezone.utc) - dt.timedelta(days=1)).date().isoformat()
 
 
 def partition_window(context: dg.AssetExecutionContext) -> TimeWindow:

@@ -4,6 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
+from stream_assets.core.assets import closed_day
 from stream_assets.streamone.assets import streamone_item_views_daily, streamone_items, streamone_livestreams
 
 items_job = dg.define_asset_job("streamone_items_daily", selection=[streamone_items.key])
@@ -14,7 +15,7 @@ snapshot_job = dg.define_asset_job("streamone_snapshots", selection=[streamone_i
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def streamone_items_daily(context: dg.ScheduleEvaluationContext):
     """At 00:20 UTC: the day that just closed."""
-    day = (context.scheduled_execution_time.astimezone(dt.timezone.utc) - dt.timedelta(days=1)).date().isoformat()
+    day = closed_day(context)
     return dg.RunRequest(run_key=day, partition_key=day)
 
 

@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from stream_assets.core.assets import closed_day
 from stream_assets.streamtime.assets import PARTITIONS, daily_assets, snapshot_assets
 from stream_assets.streamtime.resources import StreamtimeResource
 
@@ -23,7 +24,7 @@ IN_FLIGHT_SECONDS = 3600  # a partition requested less than this long ago is not
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def streamtime_daily_schedule(context: dg.ScheduleEvaluationContext):
     """At 00:30 UTC: the day that just closed."""
-    day = (context.scheduled_execution_time.astimezone(dt.timezone.utc) - dt.timedelta(days=1)).date().isoformat()
+    day = closed_day(context)
     return dg.RunRequest(run_key=day, partition_key=day)
 
 

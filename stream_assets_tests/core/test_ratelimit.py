@@ -1,6 +1,5 @@
 """The shared rate limiter: parsing, sliding windows, processing budgets, threads and processes."""
 
-import multiprocessing
 import threading
 import time
 
@@ -9,7 +8,7 @@ import pytest
 from stream_assets.core.ratelimit import Budget, RateLimiter, SqliteLimiterBackend, parse_budgets
 from stream_assets.streamtime.client import StreamtimeClient
 from stream_assets.streamtime.emulator import StreamtimeEmulator
-from stream_assets_tests.conftest import STREAMTIME_KEY
+from stream_assets_tests.conftest import STREAMTIME_KEY, run_processes
 
 RATES, PROCESSING = "60/0.6,720/36", "30/0.6,300/36"
 
@@ -102,14 +101,8 @@ def test_threads_never_exceed_a_window_nor_see_a_429(scaled_streamtime, private_
 
 
 def test_processes_never_exceed_a_window_nor_see_a_429(scaled_streamtime, private_data_dir):
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_hammer, args=(scaled_streamtime.base_url, str(private_data_dir), 60))
-               for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=180)
-    assert [w.exitcode for w in workers] == [0] * 4
+    args = (scaled_streamtime.base_url, str(private_data_dir), 60)
+    assert run_processes(_hammer, [args] * 4) == [0] * 4
     stamps = [r.received_at for r in scaled_streamtime.requests]
     assert len(stamps) == 240 and scaled_streamtime.counters == {"requests": 240, "processed": 240, "throttled": 0, "delayed": 0}
     assert _window_counts(stamps, 0.6) <= 60 and _window_counts(stamps, 36) <= 720

@@ -1,11 +1,11 @@
 import datetime as dt
-import multiprocessing
 
 import pandas as pd
 import pytest
 
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.core.windows import TimeWindow
+from stream_assets_tests.conftest import run_processes
 
 SERIES = Table("test", "series", (("key", "VARCHAR"), ("ts", "TIMESTAMP"), ("value", "DOUBLE")), "ts")
 DAILY = Table("test", "daily", (("key", "VARCHAR"), ("day", "DATE"), ("value", "DOUBLE")), "day")
@@ -61,13 +61,7 @@ def _write_day(path: str, day: str, rounds: int) -> None:
 def test_concurrent_writers_from_several_processes_all_succeed(tmp_path):
     path = str(tmp_path / "shared.duckdb")
     days = [f"2026-03-0{i}" for i in range(1, 7)]
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_write_day, args=(path, day, 5)) for day in days]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert [worker.exitcode for worker in workers] == [0] * len(days)
+    assert run_processes(_write_day, [(path, day, 5) for day in days]) == [0] * len(days)
     counts = Warehouse(database=path).query(
         "SELECT CAST(ts AS DATE) AS day, count(*) AS n, min(value) AS lo, max(value) AS hi FROM test.series GROUP BY 1"
     )

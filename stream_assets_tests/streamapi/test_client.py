@@ -1,7 +1,6 @@
 """The StreamAPI client against the emulator: signing, rids across threads and processes, every status code,
 hostile XML."""
 
-import multiprocessing
 import threading
 
 import pytest
@@ -12,7 +11,7 @@ from stream_assets.core.errors import ApiPayloadError, ApiRequestError
 from stream_assets.core.state import RequestIds
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamapi.client import StreamApiClient, StreamApiError, sign
-from stream_assets_tests.conftest import STREAMAPI_KEY, STREAMAPI_SECRET
+from stream_assets_tests.conftest import STREAMAPI_KEY, STREAMAPI_SECRET, run_processes
 
 
 @pytest.fixture
@@ -202,14 +201,8 @@ def _calls_from_another_process(base_url: str, data_dir: str, calls: int) -> Non
 
 
 def test_rids_strictly_increase_across_processes(streamapi, private_data_dir):
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_calls_from_another_process, args=(streamapi.base_url, str(private_data_dir), 20))
-               for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert [w.exitcode for w in workers] == [0] * 4
+    args = (streamapi.base_url, str(private_data_dir), 20)
+    assert run_processes(_calls_from_another_process, [args] * 4) == [0] * 4
     rids = [int(r.query["rid"][0]) for r in streamapi.requests]
     assert len(rids) == 80  # no 203 retries were needed
     assert all(b > a for a, b in zip(rids, rids[1:]))

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -40,7 +41,7 @@ def test_failed_insert_rolls_back_the_delete(warehouse):
     warehouse.replace(SERIES, _series("2026-03-01", 1.0), window)
     broken = _series("2026-03-01", 1.0).astype({"value": object})
     broken.loc[1, "value"] = "not a number"
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.ConversionException):
         warehouse.replace(SERIES, broken, window)
     assert warehouse.query("SELECT count(*) AS n FROM test.series").n.item() == 4
 

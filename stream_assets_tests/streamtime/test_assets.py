@@ -5,10 +5,9 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime.assets import assets, daily_assets
 from stream_assets.streamtime.emulator import pages_needed
-from stream_assets.streamtime.entities import BY_NAME, ENTITIES
+from stream_assets.streamtime.entities import ENTITIES
 from stream_assets.streamtime.resources import StreamtimeResource
 from stream_assets.streamtime.sensors import REQUESTS_PER_PARTITION, streamtime_budget_sensor, streamtime_daily_schedule
 from stream_assets_tests.conftest import STREAMTIME_KEY

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
 from stream_assets.core.http import HttpApi, build_session
+from stream_assets.core.paging import Page, offset_pages
 from stream_assets.streamone import models
 from stream_assets.streamone.statuses import RATE_LIMITED, STATUS_NAMES, TIMESTAMP_OUT_OF_RANGE
 
@@ -151,24 +152,21 @@ class StreamOneClient(HttpApi):
         A generator: the caller may stop early (the items asset does, once rows are older than its window).
         """
         endpoint = f"{command}/view"
-        offset, total = 0, None
-        while total is None or offset < total:
-            envelope = self.call(command, "view", {**(arguments or {}), "offset": offset, "limit": page_size})
+
+        def fetch(offset: int, limit: int) -> Page:
+            envelope = self.call(command, "view", {**(arguments or {}), "offset": offset, "limit": limit})
             if envelope.header.count is None:
                 raise ApiPayloadError(self.api_name, endpoint, "view answer without header.count")
-            total = envelope.header.count
-            rows = envelope.body
-            if not isinstance(rows, list):
-                raise ApiPayloadError(self.api_name, endpoint, f"body is {type(rows).__name__}, not a list")
-            if not rows:
-                break  # fewer rows than `count` promised (rows vanished meanwhile): nothing more to read
+            if not isinstance(envelope.body, list):
+                raise ApiPayloadError(self.api_name, endpoint, f"body is {type(envelope.body).__name__}, not a list")
             zone = self._zone(endpoint, envelope.header.timezone)
-            for row in rows:
-                try:
-                    yield model.model_validate(row, context={"tz": zone})
-                except ValidationError as exc:
-                    raise invalid_payload(self.api_name, endpoint, model.__name__, exc) from None
-            offset += len(rows)
+            try:
+                return Page([model.model_validate(row, context={"tz": zone}) for row in envelope.body], envelope.header.count)
+            except ValidationError as exc:
+                raise invalid_payload(self.api_name, endpoint, model.__name__, exc) from None
+
+        for page in offset_pages(fetch, page_size):
+            yield from page.rows
 
     def _zone(self, endpoint: str, name: str | None) -> ZoneInfo:
         """The zone the answer's datetimes are in: the one it reports, else the one we asked for."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
 from stream_assets.core.http import HttpApi, build_session, error_message
+from stream_assets.core.paging import Page, offset_pages
 from stream_assets.core.ratelimit import RateLimiter
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime.entities import Entity
@@ -123,19 +124,18 @@ class StreamtimeClient(HttpApi):
         collection = {"conditionMatchTypeId": 1, "filterGroups": [], "filterGroupCollections": []}
         if window is not None and entity.date_filter is not None:
             collection = date_window_filter(entity.date_filter, window)
-        offset = 0
-        while True:
-            body = {"wildcardSearch": "", "offset": offset, "maxResults": page_size, "sortField": 1,
+        endpoint = f"search?search_view={entity.search_view}"
+
+        def fetch(offset: int, limit: int) -> Page:
+            body = {"wildcardSearch": "", "offset": offset, "maxResults": limit, "sortField": 1,
                     "sortAscending": True, "filterGroupCollection": collection}
-            page = self.request("POST", f"search?search_view={entity.search_view}", "search", params=params, json=body)
+            page = self.request("POST", endpoint, "search", params=params, json=body)
             if not isinstance(page, list):
-                raise ApiPayloadError(self.api_name, f"search?search_view={entity.search_view}",
-                                      f"expected a JSON array of results, got {type(page).__name__}")
-            for wrapper in page:
-                yield self._result(entity, wrapper, extra)
-            if len(page) < page_size:
-                return
-            offset += page_size
+                raise ApiPayloadError(self.api_name, endpoint, f"expected a JSON array of results, got {type(page).__name__}")
+            return Page([self._result(entity, wrapper, extra) for wrapper in page])
+
+        for page in offset_pages(fetch, page_size):
+            yield from page.rows
 
     def _result(self, entity: Entity, wrapper: Any, extra: list[str]) -> SearchResult:
         endpoint = f"search?search_view={entity.search_view}"

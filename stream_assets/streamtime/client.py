@@ -7,6 +7,7 @@ process of the deployment) and is charged its elapsed time afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -158,10 +159,21 @@ class StreamtimeClient(HttpApi):
         return [self._validate(entity.model, item, entity.list_path) for item in payload]
 
     def rows(self, entity: Entity, window: TimeWindow | None = None) -> list[dict[str, Any]]:
-        """Warehouse rows: the record's columns plus the additional data columns the entity declares."""
+        """Warehouse rows: the record's columns plus the additional data columns the entity declares.
+
+        For an entity dated by a timestamp (jobs: ``jobCreatedDatetime``), Streamtime's date filter works on
+        the organisation's local dates, which can differ from the UTC date by a day either way: the search
+        is widened by a day on each side and only rows whose timestamp lies in the UTC window are kept.
+        """
+        dated_by_timestamp = window is not None and entity.date_field is not None and \
+            entity.model.model_fields[entity.date_field].annotation is dt.datetime
+        search_window = TimeWindow(window.start - dt.timedelta(days=1), window.end + dt.timedelta(days=1)) \
+            if dated_by_timestamp else window
         rows = []
-        for result in self.search(entity, window):
+        for result in self.search(entity, search_window):
             row = result.record.row()
+            if dated_by_timestamp and not window.start <= row[entity.date_field] < window.end:
+                continue
             for key, (column, attribute) in entity.additional.items():
                 row[column] = (result.additional.get(key) or {}).get(attribute)
             rows.append(row)

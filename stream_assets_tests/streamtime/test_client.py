@@ -122,3 +122,13 @@ def test_a_429_is_honoured_and_counted(streamtime):
         client.organisation()
     assert client.throttled == 1 and streamtime.counters["throttled"] == 1
     assert slept == [1.0]  # the Retry-After the emulator sent (whole seconds)
+
+
+def test_jobs_are_searched_a_day_wider_and_kept_by_their_utc_timestamp(streamtime, client):
+    window = TimeWindow.for_days("2026-03-03")
+    rows = client.rows(BY_NAME["jobs"], window)
+    group = streamtime.requests[-1].json()["filterGroupCollection"]["filterGroupCollections"][0]["filterGroups"][0]
+    assert [f["value"] for f in group["filters"]] == ["2026-03-02", "2026-03-04"]
+    expected = [j["id"] for j in streamtime.records(7, dt.date(2026, 3, 3), dt.date(2026, 3, 3))]
+    assert [r["id"] for r in rows] == expected and rows
+    assert all(window.start <= r["job_created_datetime"] < window.end for r in rows)

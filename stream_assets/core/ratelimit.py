@@ -68,13 +68,14 @@ class Admission:
 
 
 class LimiterBackend(Protocol):
-    def admit(self, bucket: str, budgets: Sequence[Budget], now: float, estimate: float) -> Admission: ...
+    def admit(self, bucket: str, budgets: Sequence[Budget], now: float, default_cost: float) -> Admission:
+        """Admit one request at ``now`` if every budget has room for it, charging it an estimated cost
+        (the bucket's recent average, else ``default_cost``); otherwise say how long to wait."""
+        ...
 
     def settle(self, event_id: int, cost: float) -> None: ...
 
     def usage(self, bucket: str, budgets: Sequence[Budget], now: float) -> dict[str, float]: ...
-
-    def recent_cost(self, bucket: str) -> float | None: ...
 
 
 class SqliteLimiterBackend:
@@ -92,10 +93,13 @@ class SqliteLimiterBackend:
     def _transaction(self):
         return sqlite_transaction(self.path, self.timeout)
 
-    def admit(self, bucket: str, budgets: Sequence[Budget], now: float, estimate: float) -> Admission:
+    def admit(self, bucket: str, budgets: Sequence[Budget], now: float, default_cost: float) -> Admission:
         horizon = max(b.guarded_window for b in budgets)
         with self._transaction() as conn:
             conn.execute("DELETE FROM limiter_events WHERE bucket = ? AND at <= ?", (bucket, now - horizon))
+            (recent,) = conn.execute("SELECT avg(cost) FROM (SELECT cost FROM limiter_events WHERE bucket = ? "
+                                     "ORDER BY id DESC LIMIT 20)", (bucket,)).fetchone()
+            estimate = default_cost if recent is None else recent
             wait, binding = 0.0, ""
             for budget in budgets:
                 since = now - budget.guarded_window
@@ -138,12 +142,6 @@ class SqliteLimiterBackend:
                 left[budget.label] = max(0.0, budget.amount - used)
         return left
 
-    def recent_cost(self, bucket: str) -> float | None:
-        with self._transaction() as conn:
-            (average,) = conn.execute("SELECT avg(cost) FROM (SELECT cost FROM limiter_events WHERE bucket = ? "
-                                      "ORDER BY id DESC LIMIT 20)", (bucket,)).fetchone()
-        return average
-
 
 class RateLimiter:
     """Blocks until every budget has room, then lets one request through and charges it.
@@ -171,16 +169,10 @@ class RateLimiter:
         self.seconds_waited = 0.0
         self.waits = 0
 
-    def estimate(self) -> float:
-        """What the next request will probably cost: the recent average, else the configured default."""
-        recent = self.backend.recent_cost(self.bucket)
-        return self.default_cost if recent is None else recent
-
     def acquire(self) -> int:
-        estimate = self.estimate()
         started = None
         while True:
-            admission = self.backend.admit(self.bucket, self.budgets, self.clock(), estimate)
+            admission = self.backend.admit(self.bucket, self.budgets, self.clock(), self.default_cost)
             if admission.event_id is not None:
                 if started is not None:
                     waited = self.clock() - started

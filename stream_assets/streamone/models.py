@@ -61,6 +61,11 @@ class Account(BaseModel):
     id: str
     name: str | None = None
 
+    @staticmethod
+    def columns(account: "Account | None") -> dict[str, str | None]:
+        """The ``account_id``/``account_name`` warehouse columns of an entity's account (None when absent)."""
+        return {"account_id": account.id if account else None, "account_name": account.name if account else None}
+
 
 class Item(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -91,8 +96,7 @@ class Item(BaseModel):
         return {
             "id": self.id, "title": self.title, "type": self.type, "description": self.description,
             "duration": self.duration_seconds, "datecreated": self.datecreated, "dateaired": self.dateaired,
-            "views": self.views, "account_id": self.account.id if self.account else None,
-            "account_name": self.account.name if self.account else None,
+            "views": self.views, **Account.columns(self.account),
         }
 
 
@@ -113,7 +117,5 @@ class LiveStream(BaseModel):
     def row(self) -> dict[str, Any]:
         return {
             "id": self.id, "title": self.title, "description": self.description,
-            "type": self.type.name if self.type else None,
-            "account_id": self.account.id if self.account else None,
-            "account_name": self.account.name if self.account else None,
+            "type": self.type.name if self.type else None, **Account.columns(self.account),
         }

@@ -9,7 +9,7 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field
 
-from stream_assets.core.ratelimit import RateLimiter, SqliteLimiterBackend, parse_budgets
+from stream_assets.core.ratelimit import RateLimiter, limiter_backend, parse_budgets
 from stream_assets.streamtime.client import DEFAULT_BASE_URL, StreamtimeClient
 
 DEFAULT_RATE_LIMITS = "60/60,720/3600"
@@ -25,13 +25,13 @@ class StreamtimeResource(dg.ConfigurableResource):
     processing_limits: str | None = Field(default=None, description="Processing budgets s/seconds; empty: $STREAMTIME_PROCESSING_LIMITS")
 
     def limiter(self, on_wait: Callable[[float, str], None] | None = None) -> RateLimiter:
-        """The organisation's limiter; its state lives in ``$STREAM_ASSETS_DATA_DIR/ratelimit.sqlite``."""
+        """The organisation's limiter; its state lives in ``$STREAM_ASSETS_DATA_DIR/ratelimit.sqlite`` (Postgres with STREAM_ASSETS_STATE_URL)."""
         rates = self.rate_limits or os.environ.get("STREAMTIME_RATE_LIMITS") or DEFAULT_RATE_LIMITS
         processing = self.processing_limits or os.environ.get("STREAMTIME_PROCESSING_LIMITS") or DEFAULT_PROCESSING_LIMITS
         budgets = parse_budgets(rates, "requests") + parse_budgets(processing, "processing")
         # Limits are per organisation, so the bucket is the key (hashed: the key never reaches disk).
         bucket = "streamtime:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
-        return RateLimiter(bucket, budgets, SqliteLimiterBackend(), on_wait=on_wait)
+        return RateLimiter(bucket, budgets, limiter_backend(), on_wait=on_wait)
 
     def client(self, on_wait: Callable[[float, str], None] | None = None) -> StreamtimeClient:
         base_url = self.base_url or os.environ.get("STREAMTIME_BASE_URL") or DEFAULT_BASE_URL

@@ -2,11 +2,14 @@
 log that tests can read, injectable faults, and a clean shutdown.
 
 A subclass implements :meth:`Emulator.handle`, turning one :class:`Request` into one :class:`Reply`.
+``arrival_latency = (low, high)`` delays each request by a random number of seconds before it is stamped
+(``received_at``) and handled: network latency between a client's send and the server's arrival time.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -70,6 +73,7 @@ class Emulator:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.arrival_latency: tuple[float, float] = (0.0, 0.0)  # seconds, uniform, before arrival is stamped
 
     # --- subclass hook -------------------------------------------------------------------------
     def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract
@@ -84,6 +88,9 @@ class Emulator:
             protocol_version = "HTTP/1.1"
 
             def _serve(self) -> None:
+                low, high = emulator.arrival_latency
+                if high > 0:
+                    time.sleep(random.uniform(low, high))
                 length = int(self.headers.get("Content-Length") or 0)
                 parts = urlsplit(self.path)
                 request = Request(

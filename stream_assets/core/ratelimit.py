@@ -458,3 +458,29 @@ class RateLimiter:
             used = len(live) if budget.kind == "requests" else sum(i.cost_bound for i in live)
             left[budget.label] = max(0.0, budget.amount - used)
         return left
+
+
+def server_overruns(arrivals: Sequence[tuple[float, float]], budgets: Sequence[Budget], *,
+                    booked_at: str = "arrival") -> int:
+    """How many of ``arrivals`` (server arrival time, processing seconds charged) a server enforcing
+    ``budgets`` would refuse or delay: more than ``floor(A)`` arrivals in ``(a - W, a]``; or other requests'
+    charges in ``(a - W, a]`` summing to ``A`` or more, booked at their arrival or at their completion."""
+    import bisect
+    import itertools
+
+    arrivals = sorted(arrivals)
+    times = [a for a, _ in arrivals]
+    booked = arrivals if booked_at == "arrival" else sorted((a + c, c) for a, c in arrivals)
+    at = [x for x, _ in booked]
+    sums = list(itertools.accumulate((c for _, c in booked), initial=0.0))
+    found = 0
+    for budget in budgets:
+        for a, cost in arrivals:
+            if budget.kind == "requests":
+                inside = bisect.bisect_right(times, a) - bisect.bisect_right(times, a - budget.window)
+                found += inside > math.floor(budget.amount)
+            else:
+                lo, hi = bisect.bisect_right(at, a - budget.window), bisect.bisect_right(at, a)
+                own = cost if booked_at == "arrival" or a - budget.window < a + cost <= a else 0.0
+                found += sums[hi] - sums[lo] - own >= budget.amount - 1e-9
+    return found

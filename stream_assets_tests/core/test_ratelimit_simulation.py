@@ -10,7 +10,6 @@ may ever overrun, for every seed and condition.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 import random
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from stream_assets.core.ratelimit import Budget, RateLimiter, SqliteLimiterBackend, parse_budgets
+from stream_assets.core.ratelimit import Budget, RateLimiter, SqliteLimiterBackend, parse_budgets, server_overruns
 from stream_assets_tests.core.test_ratelimit import backend_kind, make_backend, postgres_url  # noqa: F401 (fixtures)
 
 REAL = {"req-minute": "60/60", "req-hour": "720/3600", "proc-minute": "30/60", "proc-hour": "300/3600"}
@@ -49,26 +48,9 @@ class Outcome:
     waited: float
 
     def overruns(self, budgets: list[Budget]) -> int:
-        """Arrivals the server would refuse or delay: more than ``floor(A)`` arrivals in ``(a - W, a]``, or
-        other requests' charges in ``(a - W, a]`` summing to ``A`` or more (charges booked at arrival, then
-        again booked at completion)."""
-        found = 0
-        arrivals = sorted(self.arrivals)
-        times = [a for a, _ in arrivals]
-        for budget in budgets:
-            if budget.kind == "requests":
-                for k, a in enumerate(times):
-                    first = bisect.bisect_right(times, a - budget.window)
-                    found += (bisect.bisect_right(times, a) - first) > int(budget.amount)
-                continue
-            for booked in (arrivals, sorted((a + c, c) for a, c in arrivals)):
-                at = [x for x, _ in booked]
-                sums = list(itertools.accumulate((c for _, c in booked), initial=0.0))
-                for a, c in arrivals:
-                    lo, hi = bisect.bisect_right(at, a - budget.window), bisect.bisect_right(at, a)
-                    own = c if booked is arrivals else (c if lo <= bisect.bisect_left(at, a + c) < hi else 0.0)
-                    found += sums[hi] - sums[lo] - own >= budget.amount - 1e-9
-        return found
+        """Arrivals the server would refuse or delay, its charges booked at arrival, then at completion."""
+        processing = [b for b in budgets if b.kind == "processing"]
+        return server_overruns(self.arrivals, budgets) + server_overruns(self.arrivals, processing, booked_at="completion")
 
     def utilisation(self, budgets: list[Budget]) -> float:
         """Arrivals per second against the long-run rate the binding budget allows (the processing

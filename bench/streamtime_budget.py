@@ -1,16 +1,24 @@
-"""Benchmark: the shared Streamtime limiter under 4 concurrent processes running a long backfill.
+"""Benchmark: the shared Streamtime limiter under many processes, network latency and binding budgets.
 
-With scaled windows (default ``60/0.6,720/36`` requests, ``30/0.6,300/36`` processing: the documented
-limits 100 times faster), four processes backfill 365 days day by day (one paged search per daily
-entity per day) against the emulator, all drawing on one limiter in a shared data dir. Prints:
+Every condition starts a fresh Streamtime emulator with scaled windows (default requests ``4/2,20/20``,
+processing ``0.5/2,3/20``: the documented limits 30 and 180 times faster) and N processes that each run
+``--searches`` day searches (``StreamtimeResource(...).client().rows(entity, day)``) through one shared
+limiter (the SQLite file of a shared data dir, or Postgres with ``--state-url``). Conditions: 4 and 8
+processes; no latency or 0-300 ms random latency before the emulator stamps arrival (``arrival_latency``);
+cheap requests (0.01 s of processing) or costly ones (0.3 s), with which the processing budget binds.
 
-1. the share of the allowed request rate actually used (requests the emulator received during the
-   full hourly-scale windows the run spans, against what the budgets allow in that time);
-2. the 429 count (emulator and clients);
-3. the requests of a 365-day single-run backfill (one paged search per entity for the whole year)
-   against the minimal page count.
+For each condition it prints:
+- 429s: answered by the emulator (and seen by clients) and processing delays (the per-minute processing
+  budget exceeded);
+- overruns: arrivals that the server's budgets would refuse, recomputed from the emulator's arrival stamps
+  (``received_at``) and its processing charges (``processing_seconds`` per request, booked at arrival);
+- rate used: requests made against the most a server enforcing the budgets would accept between the first
+  and the last arrival of the run (per sliding window ``W``: ``floor(A)`` requests, or ``ceil(A / cost)``
+  requests of processing; times the ``floor(span / W) + 1`` windows the span can touch; the slower budget).
 
-    .venv/bin/python bench/streamtime_budget.py [--processes 4] [--days 365]
+Then, as before, the requests of a 365-day single-run backfill against the minimal page count.
+
+    .venv/bin/python bench/streamtime_budget.py [--searches 15] [--runs 1] [--only 0,2] [--state-url URL]
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ import multiprocessing
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 
-from stream_assets.core.ratelimit import parse_budgets
+from stream_assets.core.ratelimit import parse_budgets, server_overruns
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime.emulator import StreamtimeEmulator, pages_needed
 from stream_assets.streamtime.entities import ENTITIES
@@ -34,74 +43,114 @@ FIRST_DAY = dt.date(2025, 11, 20)
 DAILY = [e for e in ENTITIES if e.partitioned]
 
 
-def backfill_days(base_url: str, data_dir: str, rates: str, processing: str, days: list[str], result_queue) -> None:
+@dataclass(frozen=True)
+class Condition:
+    processes: int
+    latency: tuple[float, float]  # seconds before the emulator stamps arrival
+    cost: float  # processing seconds per request
+
+    def __str__(self) -> str:
+        latency = "no latency" if not self.latency[1] else f"{self.latency[0] * 1000:g}-{self.latency[1] * 1000:g} ms latency"
+        return f"{self.processes} processes, {latency}, {'costly' if self.cost >= 0.1 else 'cheap'} ({self.cost:g} s)"
+
+
+CONDITIONS = [
+    Condition(4, (0.0, 0.0), 0.01),
+    Condition(8, (0.0, 0.0), 0.01),
+    Condition(4, (0.0, 0.3), 0.01),
+    Condition(8, (0.0, 0.3), 0.01),
+    Condition(4, (0.0, 0.0), 0.3),
+    Condition(8, (0.0, 0.3), 0.3),
+]
+
+
+def search_days(base_url: str, data_dir: str, state_url: str, rates: str, processing: str, days: list[str],
+                result_queue) -> None:
     os.environ["STREAM_ASSETS_DATA_DIR"] = data_dir
+    if state_url:
+        os.environ["STREAM_ASSETS_STATE_URL"] = state_url
     client = StreamtimeResource(api_key=KEY, base_url=base_url, rate_limits=rates, processing_limits=processing).client()
-    for day in days:
-        for entity in DAILY:
-            client.rows(entity, TimeWindow.for_days(day))
+    for n, day in enumerate(days):
+        client.rows(DAILY[n % len(DAILY)], TimeWindow.for_days(day))
     result_queue.put((client.requests_made, client.throttled, client.limiter.seconds_waited))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--processes", type=int, default=4)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--rates", default="60/0.6,720/36")
-    parser.add_argument("--processing", default="30/0.6,300/36")
-    args = parser.parse_args()
-    days = [(FIRST_DAY + dt.timedelta(days=n)).isoformat() for n in range(args.days)]
-    budgets = parse_budgets(args.rates, "requests")
+def achievable(span: float, rates: str, processing: str, cost: float) -> int:
+    """The most arrivals a server enforcing the budgets accepts within ``span`` seconds."""
+    most = [math.floor(b.amount) * (math.floor(span / b.window) + 1) for b in parse_budgets(rates, "requests")]
+    most += [math.ceil(b.amount / cost - 1e-9) * (math.floor(span / b.window) + 1)
+             for b in parse_budgets(processing, "processing")]
+    return min(most)
+
+
+def run_condition(condition: Condition, args) -> dict:
+    days = [(FIRST_DAY + dt.timedelta(days=n)).isoformat() for n in range(args.searches * condition.processes)]
     with StreamtimeEmulator({KEY: "Bench"}, data_start="2025-11-01", request_limits=args.rates,
-                            processing_limits=args.processing, processing_seconds=0.001, delay_seconds=0.02) as emulator:
+                            processing_limits=args.processing, processing_seconds=condition.cost,
+                            delay_seconds=2.0) as emulator:
+        emulator.arrival_latency = condition.latency
         data_dir = tempfile.mkdtemp(prefix="st-bench-")
         context = multiprocessing.get_context("spawn")
         results = context.Queue()
-        shares = [days[i::args.processes] for i in range(args.processes)]
-        workers = [context.Process(target=backfill_days, args=(emulator.base_url, data_dir, args.rates, args.processing,
-                                                                share, results)) for share in shares]
-        started = time.time()
+        workers = [context.Process(target=search_days, args=(emulator.base_url, data_dir, args.state_url, args.rates,
+                                                              args.processing, days[i::condition.processes], results))
+                   for i in range(condition.processes)]
         for worker in workers:
             worker.start()
         outcomes = [results.get(timeout=3600) for _ in workers]
         for worker in workers:
             worker.join()
-        elapsed = time.time() - started
-        stamps = sorted(r.received_at for r in emulator.requests)
-        first = stamps[0]
-        # Count over the whole multiples of the longest window the run spans, while work was still queued.
-        longest = max(budgets, key=lambda b: b.window)
-        full_windows = int((stamps[-1] - first) // longest.window)
-        if full_windows:
-            span = full_windows * longest.window
-            used = sum(1 for s in stamps if s < first + span)
-            allowed = min(b.amount * math.ceil(span / b.window) for b in budgets)
-            share = used / allowed
-        else:
-            span = stamps[-1] - first
-            used, allowed, share = len(stamps), min(b.amount * (math.floor(span / b.window) + 1) for b in budgets), None
-        print(f"{args.processes} processes backfilling {args.days} days day by day, windows {args.rates} / {args.processing}:")
-        print(f"  {len(stamps)} requests in {elapsed:.1f}s; seconds waited for budget per process: "
-              f"{', '.join(f'{o[2]:.1f}' for o in outcomes)}")
-        if share is not None:
-            print(f"  allowed rate used: {share:.1%} ({used} requests in the first {full_windows} x {longest.window:g}s "
-                  f"windows; the budgets allow {allowed:g})")
-        else:
-            print(f"  run shorter than one {longest.window:g}s window: {used} of {allowed:g} allowed")
-        print(f"  429 answers: {emulator.counters['throttled']} at the emulator, {sum(o[1] for o in outcomes)} seen by "
-              f"clients; processing delays: {emulator.counters['delayed']}")
+        arrivals = [(r.received_at, condition.cost) for r in emulator.requests]
+        budgets = parse_budgets(args.rates, "requests") + parse_budgets(args.processing, "processing")
+        stamps = sorted(a for a, _ in arrivals)
+        span = stamps[-1] - stamps[0]
+        return {"requests": len(arrivals), "throttled": emulator.counters["throttled"],
+                "seen": sum(o[1] for o in outcomes), "delayed": emulator.counters["delayed"],
+                "overruns": server_overruns(arrivals, budgets), "span": span,
+                "rate_used": len(arrivals) / achievable(span, args.rates, args.processing, condition.cost),
+                "waited": sum(o[2] for o in outcomes)}
 
-        emulator.clear()
+
+def year_backfill(args) -> None:
+    days = [(FIRST_DAY + dt.timedelta(days=n)).isoformat() for n in range(args.days)]
+    with StreamtimeEmulator({KEY: "Bench"}, data_start="2025-11-01", request_limits="60/0.6,720/36",
+                            processing_limits="30/0.6,300/36", processing_seconds=0.001, delay_seconds=0.02) as emulator:
         year = TimeWindow.for_days(days[0], days[-1])
         os.environ["STREAM_ASSETS_DATA_DIR"] = tempfile.mkdtemp(prefix="st-bench-")
-        client = StreamtimeResource(api_key=KEY, base_url=emulator.base_url, rate_limits=args.rates,
-                                    processing_limits=args.processing).client()
+        client = StreamtimeResource(api_key=KEY, base_url=emulator.base_url, rate_limits="60/0.6,720/36",
+                                    processing_limits="30/0.6,300/36").client()
         minimal = 0
         for entity in DAILY:
             rows = client.rows(entity, year)
             minimal += pages_needed(len(rows))
-        print(f"365-day single-run backfill: {client.requests_made} requests for {len(DAILY)} entities, minimal pages "
-              f"{minimal}: {client.requests_made / minimal:.2f} x minimal")
+        print(f"{args.days}-day single-run backfill: {client.requests_made} requests for {len(DAILY)} entities, minimal "
+              f"pages {minimal}: {client.requests_made / minimal:.2f} x minimal")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--searches", type=int, default=15, help="searches per process")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--only", default="", help="comma-separated condition numbers (default: all)")
+    parser.add_argument("--rates", default="4/2,20/20")
+    parser.add_argument("--processing", default="0.5/2,3/20")
+    parser.add_argument("--state-url", default=os.environ.get("STREAM_ASSETS_STATE_URL", ""))
+    parser.add_argument("--days", type=int, default=365, help="days of the single-run backfill")
+    args = parser.parse_args()
+    chosen = [CONDITIONS[int(n)] for n in args.only.split(",")] if args.only else CONDITIONS
+    print(f"windows: requests {args.rates}, processing {args.processing}; {args.searches} searches per process; "
+          f"limiter state: {'Postgres' if args.state_url else 'SQLite'}")
+    print("| condition | run | requests | 429s (emulator / clients) | processing delays | window overruns | rate used | span |")
+    print("|---|---|---|---|---|---|---|---|")
+    for condition in chosen:
+        for run in range(1, args.runs + 1):
+            started = time.time()
+            r = run_condition(condition, args)
+            print(f"| {condition} | {run} | {r['requests']} | {r['throttled']} / {r['seen']} | {r['delayed']} | "
+                  f"{r['overruns']} | {r['rate_used']:.1%} | {r['span']:.0f} s ({time.time() - started:.0f} s wall, "
+                  f"{r['waited']:.0f} s waited) |", flush=True)
+    if args.days:
+        year_backfill(args)
 
 
 if __name__ == "__main__":

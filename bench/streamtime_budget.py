@@ -12,9 +12,11 @@ For each condition it prints:
   budget exceeded);
 - overruns: arrivals that the server's budgets would refuse, recomputed from the emulator's arrival stamps
   (``received_at``) and its processing charges (``processing_seconds`` per request, booked at arrival);
-- rate used: requests made against the most a server enforcing the budgets would accept between the first
-  and the last arrival of the run (per sliding window ``W``: ``floor(A)`` requests, or ``ceil(A / cost)``
-  requests of processing; times the ``floor(span / W) + 1`` windows the span can touch; the slower budget).
+- rate used: the shortest time in which a server enforcing the budgets could have taken the run's requests,
+  over the time they really took (first to last arrival). The shortest schedule places each arrival as early
+  as every sliding window allows: ``floor(A)`` requests per window ``W`` for a request budget,
+  ``ceil(A / cost)`` for a processing budget (the server accepts a request while the time already charged
+  in the window is below ``A``); the slower budget binds.
 
 Then, as before, the requests of a 365-day single-run backfill against the minimal page count.
 
@@ -65,22 +67,26 @@ CONDITIONS = [
 
 
 def search_days(base_url: str, data_dir: str, state_url: str, rates: str, processing: str, days: list[str],
-                result_queue) -> None:
+                start_at: float, result_queue) -> None:
     os.environ["STREAM_ASSETS_DATA_DIR"] = data_dir
     if state_url:
         os.environ["STREAM_ASSETS_STATE_URL"] = state_url
     client = StreamtimeResource(api_key=KEY, base_url=base_url, rate_limits=rates, processing_limits=processing).client()
+    time.sleep(max(0.0, start_at - time.time()))  # every process starts together, once all are up
     for n, day in enumerate(days):
         client.rows(DAILY[n % len(DAILY)], TimeWindow.for_days(day))
     result_queue.put((client.requests_made, client.throttled, client.limiter.seconds_waited))
 
 
-def achievable(span: float, rates: str, processing: str, cost: float) -> int:
-    """The most arrivals a server enforcing the budgets accepts within ``span`` seconds."""
-    most = [math.floor(b.amount) * (math.floor(span / b.window) + 1) for b in parse_budgets(rates, "requests")]
-    most += [math.ceil(b.amount / cost - 1e-9) * (math.floor(span / b.window) + 1)
-             for b in parse_budgets(processing, "processing")]
-    return min(most)
+def minimum_span(requests: int, rates: str, processing: str, cost: float) -> float:
+    """The shortest first-to-last arrival time in which a server enforcing the budgets takes ``requests``
+    requests of ``cost`` seconds each: each arrival as early as every window allows."""
+    per_window = [(math.floor(b.amount), b.window) for b in parse_budgets(rates, "requests")]
+    per_window += [(math.ceil(b.amount / cost - 1e-9), b.window) for b in parse_budgets(processing, "processing")]
+    times: list[float] = []
+    for i in range(requests):
+        times.append(max([times[-1] if times else 0.0] + [times[i - k] + window for k, window in per_window if i >= k]))
+    return times[-1] - times[0]
 
 
 def run_condition(condition: Condition, args) -> dict:
@@ -92,8 +98,10 @@ def run_condition(condition: Condition, args) -> dict:
         data_dir = tempfile.mkdtemp(prefix="st-bench-")
         context = multiprocessing.get_context("spawn")
         results = context.Queue()
+        start_at = time.time() + 3.0 + 0.5 * condition.processes
         workers = [context.Process(target=search_days, args=(emulator.base_url, data_dir, args.state_url, args.rates,
-                                                              args.processing, days[i::condition.processes], results))
+                                                              args.processing, days[i::condition.processes], start_at,
+                                                              results))
                    for i in range(condition.processes)]
         for worker in workers:
             worker.start()
@@ -107,7 +115,7 @@ def run_condition(condition: Condition, args) -> dict:
         return {"requests": len(arrivals), "throttled": emulator.counters["throttled"],
                 "seen": sum(o[1] for o in outcomes), "delayed": emulator.counters["delayed"],
                 "overruns": server_overruns(arrivals, budgets), "span": span,
-                "rate_used": len(arrivals) / achievable(span, args.rates, args.processing, condition.cost),
+                "rate_used": minimum_span(len(arrivals), args.rates, args.processing, condition.cost) / span,
                 "waited": sum(o[2] for o in outcomes)}
 
 

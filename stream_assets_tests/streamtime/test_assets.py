@@ -88,7 +88,7 @@ def test_sensor_asks_for_nothing_when_the_budget_is_spent(streamtime, private_da
     resource = StreamtimeResource(api_key=STREAMTIME_KEY, base_url=streamtime.base_url, rate_limits="5/3600")
     limiter = resource.limiter()
     for _ in range(5):
-        limiter.acquire()
+        limiter.settle(limiter.acquire())  # settled: an unsettled request holds the processing budget
     result = sensor_tick(resource, dg.DagsterInstance.ephemeral())
     assert isinstance(result, dg.SkipReason) and "budget spent" in result.skip_message
 

@@ -67,13 +67,13 @@ class Emulator:
 
     name = "emulator"
 
-    def __init__(self) -> None:
+    def __init__(self, *, arrival_latency: tuple[float, float] = (0.0, 0.0)) -> None:
         self.requests: list[Request] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.arrival_latency: tuple[float, float] = (0.0, 0.0)  # seconds, uniform, before arrival is stamped
+        self.arrival_latency = arrival_latency  # (low, high) seconds, uniform, slept before arrival is stamped
 
     # --- subclass hook -------------------------------------------------------------------------
     def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract

@@ -325,3 +325,12 @@ def test_processing_budget_holds_against_a_slow_emulator(private_data_dir, state
     assert slow.counters["processed"] == 24
     assert elapsed >= 1.5  # 24 x >=0.05 s of processing at <=0.5 s per second
     assert client.limiter.waits > 0 and client.limiter.seconds_waited > 0  # the waiting stays visible
+
+
+def test_the_emulator_stamps_arrival_after_its_arrival_latency():
+    with StreamtimeEmulator({STREAMTIME_KEY: "Far"}, processing_seconds=0.0) as far:
+        far.arrival_latency = (0.2, 0.3)
+        client = StreamtimeClient(STREAMTIME_KEY, far.base_url)  # no limiter: one plain request
+        sent = time.time()
+        client.organisation()
+    assert 0.2 <= far.requests[0].received_at - sent < 1.0

@@ -140,13 +140,17 @@ class StreamtimeClient(HttpApi):
                 continue
             if response.status_code == 401:
                 raise StreamtimeCredentialError(
-                    self.api_name, endpoint, f"Streamtime refused the API key for {endpoint} ({error_message(response)}); "
+                    self.api_name, endpoint, f"Streamtime refused the API key for {endpoint} ({self._message(response)}); "
                     "check STREAMTIME_API_KEY (a bearer token from Company Settings). Streamtime also answers 401 "
                     "for a path it does not have, so check STREAMTIME_BASE_URL too", status=401)
             if response.status_code != 200:
-                raise ApiResponseError(self.api_name, endpoint, error_message(response), status=response.status_code)
+                raise ApiResponseError(self.api_name, endpoint, self._message(response), status=response.status_code)
             return self.decode_json(endpoint, response)
         raise AssertionError("unreachable")
+
+    def _message(self, response: requests.Response) -> str:
+        """The server's words, with the key blanked should the server echo it."""
+        return error_message(response).replace(self._headers["Authorization"][len("Bearer "):], "[api key]")
 
     def _send_limited(self, method: str, endpoint: str, url: str, **kwargs: Any) -> requests.Response:
         headers = {**self._headers, **kwargs.pop("headers", {})}

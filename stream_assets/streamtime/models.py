@@ -56,7 +56,8 @@ def _base_type(annotation: Any) -> Any:
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # NaN and infinities are never read as numbers: refused in a key column, NULL (and counted) elsewhere.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", allow_inf_nan=False)
 
     id: int
 

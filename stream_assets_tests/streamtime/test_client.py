@@ -113,11 +113,14 @@ def test_additional_data_is_checked_against_the_setup(streamtime, client):
 
 
 def test_unknown_fields_are_kept_and_a_field_in_an_unexpected_format_becomes_null_and_is_counted():
-    overrides = {"invoices": {"dueDate": "next week", "invoiceStatus": "Paid", "brandNewField": {"a": 1}}}
+    overrides = {"invoices": {"dueDate": "next week", "invoiceStatus": "Paid", "exchangeRate": float("nan"),
+                              "brandNewField": {"a": 1}}}
     with StreamtimeEmulator({STREAMTIME_KEY: "Odd"}, seed=8, record_overrides=overrides) as emulator:
         read = StreamtimeClient(STREAMTIME_KEY, emulator.base_url).read(BY_NAME["invoices"], WEEK)
     assert read.rows and all(r["due_date"] is None and r["invoice_status"] is None for r in read.rows)
-    assert read.fields_not_understood == {"due_date": len(read.rows), "invoice_status": len(read.rows)}
+    assert read.fields_not_understood == {"due_date": len(read.rows), "invoice_status": len(read.rows),
+                                          "exchange_rate": len(read.rows)}  # NaN is not a number we store
+    assert all(r["exchange_rate"] is None for r in read.rows)
     assert all(json.loads(r["record"])["brandNewField"] == {"a": 1} for r in read.rows)
     assert all(r["invoice_currency_balance"] is not None for r in read.rows)
 

@@ -18,7 +18,7 @@ For each condition it prints:
   ``ceil(A / cost)`` for a processing budget (the server accepts a request while the time already charged
   in the window is below ``A``); the slower budget binds.
 
-Then, as before, the requests of a 365-day single-run backfill against the minimal page count.
+Then the requests of a 365-day single-run backfill against the minimum: the pages plus one /search/setup per view.
 
     .venv/bin/python bench/streamtime_budget.py [--searches 15] [--runs 1] [--only 0,2] [--state-url URL]
 """
@@ -127,12 +127,15 @@ def year_backfill(args) -> None:
         os.environ["STREAM_ASSETS_DATA_DIR"] = tempfile.mkdtemp(prefix="st-bench-")
         client = StreamtimeResource(api_key=KEY, base_url=emulator.base_url, rate_limits="60/0.6,720/36",
                                     processing_limits="30/0.6,300/36").client()
-        minimal = 0
+        pages = 0
         for entity in DAILY:
             rows = client.rows(entity, year)
-            minimal += pages_needed(len(rows))
-        print(f"{args.days}-day single-run backfill: {client.requests_made} requests for {len(DAILY)} entities, minimal "
-              f"pages {minimal}: {client.requests_made / minimal:.2f} x minimal")
+            pages += pages_needed(len(rows))
+        # The least a correct client can send: the pages, plus one /search/setup per view (selectors are read, not guessed).
+        minimal = pages + len(DAILY)
+        setups = len(emulator.requests_to("/search/setup"))
+        print(f"{args.days}-day single-run backfill: {client.requests_made} requests ({setups} setups) for {len(DAILY)} "
+              f"entities, minimal {minimal} ({pages} pages + {len(DAILY)} setups): {client.requests_made / minimal:.2f} x minimal")
 
 
 def main() -> None:

@@ -1,26 +1,43 @@
 """Streamtime assets: one per entity (daily partitions on its natural date, or a snapshot), plus daily
-statistics from one time_series request. All of them run in the Dagster pool ``streamtime``."""
+statistics from ``POST /report``. All of them run in the Dagster pool ``streamtime``."""
+
+
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import api_errors, daily_partitions, partition_window, ranged_backfill_policy, table_metadata
 from stream_assets.core.warehouse import Table, Warehouse
-from stream_assets.streamtime.client import Series, StreamtimeClient
-from stream_assets.streamtime.entities import ENTITIES, SCHEMA, Entity
+from stream_assets.streamtime.client import StreamtimeClient
+from stream_assets.streamtime.entities import BY_VIEW, ENTITIES, SCHEMA, Entity
+from stream_assets.streamtime.report import Statistic
 from stream_assets.streamtime.resources import StreamtimeResource
 
 GROUP = POOL = "streamtime"
 PARTITIONS = daily_partitions()
-# (column, search view, field, aggregation) of the daily statistics: all of them in one time_series request.
-STATISTICS = (
-    ("logged_minutes", 8, "minutes", "sum"),
-    ("logged_time_entries", 8, "id", "count"),
-    ("invoice_total_ex_tax", 10, "invoiceCurrencyTotalAmountExTax", "sum"),
-    ("invoices", 10, "id", "count"),
-    ("quote_total_ex_tax", 11, "totalExTax", "sum"),
+
+
+@dataclass(frozen=True)
+class DailyFigure:
+    """A column of ``daily_statistics``: ``mode`` of a report column of ``view`` (the first of ``columns``
+    that ``/report/setup`` offers), per day of the view's own date field."""
+
+    column: str
+    view: str
+    mode: str
+    columns: tuple[str, ...] = ()
+
+
+DAILY_FIGURES = (
+    DailyFigure("logged_minutes", "time", "sum", ("logged_time_minutes", "minutes")),
+    DailyFigure("logged_time_entries", "time", "count"),
+    DailyFigure("invoice_total_ex_tax", "invoices", "sum", ("invoice_currency_total_amount_ex_tax",)),
+    DailyFigure("invoices", "invoices", "count"),
+    DailyFigure("quote_total_ex_tax", "quotes", "sum", ("quote_currency_total_amount_ex_tax",)),
 )
-STATISTICS_TABLE = Table(SCHEMA, "daily_statistics", (("day", "DATE"), *((c, "DOUBLE") for c, *_ in STATISTICS)), "day")
+STATISTICS_VIEWS = tuple(dict.fromkeys(f.view for f in DAILY_FIGURES))
+STATISTICS_TABLE = Table(SCHEMA, "daily_statistics", (("day", "DATE"), *((f.column, "DOUBLE") for f in DAILY_FIGURES)), "day")
 
 
 def budget_metadata(client: StreamtimeClient) -> dict:
@@ -40,9 +57,9 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
     partitioned = entity.partitioned
     description = (f"Streamtime {entity.name.replace('_', ' ')}"
                    + (f", by UTC day of `{entity.date_field}`" if partitioned else ", a snapshot replaced whole on each run")
-                   + (f" (search view {entity.search_view})." if entity.search_view else f" (GET /{entity.list_path}; v2 has no search view).")
-                   + (f" Additional data stored: {', '.join(entity.additional)}." if entity.additional else "")
-                   + (f" Note: {entity.assumed}." if entity.assumed else ""))
+                   + f" (search view `{entity.view}`). Key columns: {', '.join(entity.key_columns)}; `record` keeps "
+                   "each record as it came."
+                   + (f" Additional data stored: {', '.join(entity.additional)}." if entity.additional else ""))
 
     @dg.asset(
         key=[SCHEMA, entity.name], group_name=GROUP, pool=POOL, description=description, kinds={"duckdb", "python"},
@@ -54,9 +71,19 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         window = partition_window(context) if partitioned else None
         client = streamtime.client(on_wait=_waits(context))
         with api_errors(context):
-            frame = pd.DataFrame(client.rows(entity, window), columns=entity.table.column_names)
+            read = client.read(entity, window)
+        frame = pd.DataFrame(read.rows, columns=entity.table.column_names)
+        if read.fields_not_understood:
+            context.log.warning(f"fields not understood (stored as NULL): {dict(read.fields_not_understood)}")
+        if read.additional_data_unavailable:
+            context.log.warning(f"view {entity.view} offers no additional data {read.additional_data_unavailable}: "
+                                "their columns stay NULL")
         warehouse.replace(entity.table, frame, window)
-        return dg.MaterializeResult(metadata=table_metadata(frame, window, **budget_metadata(client)))
+        extra = {"fields_not_understood": dg.MetadataValue.json(dict(read.fields_not_understood)),
+                 **({"date_selector": read.date_selector} if read.date_selector else {}),
+                 **({"additional_data_unavailable": dg.MetadataValue.json(read.additional_data_unavailable)}
+                    if read.additional_data_unavailable else {})}
+        return dg.MaterializeResult(metadata=table_metadata(frame, window, **budget_metadata(client), **extra))
 
     entity_asset.__name__ = f"streamtime_{entity.name}"
     return entity_asset
@@ -65,24 +92,33 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
 entity_assets = [build_entity_asset(entity) for entity in ENTITIES]
 
 
+def daily_figures(client: StreamtimeClient, window) -> pd.DataFrame:
+    """One row per day of the window: one /report setup and, per chunk of days, one report per view."""
+    days = pd.date_range(window.first_day, window.last_day, freq="D").date
+    frame = pd.DataFrame({"day": days})
+    for view in STATISTICS_VIEWS:
+        figures = [f for f in DAILY_FIGURES if f.view == view]
+        date_field = client.report_date_field(view, BY_VIEW[view].date_selectors)
+        statistics = [Statistic(f.mode, client.report_column(view, f.columns) if f.columns else None) for f in figures]
+        by_day = client.daily_report(view, statistics, window, date_field)
+        for position, figure in enumerate(figures):
+            frame[figure.column] = [by_day[day][position] for day in days]
+    return frame
+
+
 @dg.asset(
     key=[SCHEMA, "daily_statistics"], group_name=GROUP, pool=POOL, partitions_def=PARTITIONS,
     backfill_policy=ranged_backfill_policy(), kinds={"duckdb", "python"},
-    description="Logged minutes and entries, invoice and quote totals per day, from a single v2 time_series "
-    "statistics request per run (whatever the range).",
+    description="Logged minutes and entries, invoice and quote totals per day, from POST /report (per view: one "
+    "/report/setup, then time-breakdown reports of up to 31 days when their buckets are proven daily, else one "
+    "report per day).",
 )
 def streamtime_daily_statistics(context: dg.AssetExecutionContext, streamtime: StreamtimeResource,
                                 warehouse: Warehouse) -> dg.MaterializeResult:
     window = partition_window(context)
     client = streamtime.client(on_wait=_waits(context))
-    series = [Series(column, view, field, aggregation) for column, view, field, aggregation in STATISTICS]
     with api_errors(context):
-        answer = client.time_series(series, window)
-    days = sorted({point["date"] for points in answer.values() for point in points})
-    frame = pd.DataFrame({"day": pd.to_datetime(days).date})
-    for column, _, _, aggregation in STATISTICS:
-        values = {p["date"]: p.get(aggregation) for p in answer.get(column, [])}
-        frame[column] = [values.get(day) for day in days]
+        frame = daily_figures(client, window)
     warehouse.replace(STATISTICS_TABLE, frame, window)
     return dg.MaterializeResult(metadata=table_metadata(frame, window, **budget_metadata(client)))
 

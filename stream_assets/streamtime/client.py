@@ -1,77 +1,116 @@
-"""Streamtime public API v2 client. Plain HTTP, no Dagster.
+"""Streamtime public API v2 client, as Streamtime publishes it (reference/streamtime-v2.md). Plain HTTP, no Dagster.
 
 ``Authorization: Bearer <key>``; every request first takes a slot from the shared
 :class:`~stream_assets.core.ratelimit.RateLimiter` (requests and processing-time budgets, shared by every
 process of the deployment) and is charged its elapsed time afterwards.
+
+Search is ``POST {base}/search?search_view=<name>`` with ``{query, limit, offset, sortAscending,
+additionalData}``. Selectors are read from ``GET {base}/search/setup?search_view=<name>``, once per view
+for the life of a client (one client serves one run), since each call spends budget. Statistics come
+from ``POST {base}/report`` with the date field read from ``GET {base}/report/setup``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import requests
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
 from stream_assets.core.http import HttpApi, build_session, error_message
 from stream_assets.core.paging import Page, offset_pages
 from stream_assets.core.ratelimit import RateLimiter
 from stream_assets.core.windows import TimeWindow
+from stream_assets.streamtime import query as q
 from stream_assets.streamtime.entities import Entity
+from stream_assets.streamtime.report import ReportUnreadable, Statistic, daily_buckets, totals
 
 DEFAULT_BASE_URL = "https://api.streamtime.net/v2"
-MAX_RESULTS = 1000  # the largest page the emulator accepts (reference: 1000 is used by real clients)
-FROM_INCLUSIVE, TO_INCLUSIVE = 38, 39  # valueMatchTypeIds of the date-window filter
+MAX_LIMIT = 1000  # the documented default and maximum of `limit` (above it the request errors)
 MAX_THROTTLED_RETRIES = 5
+REPORT_CHUNK_DAYS = 31  # a range asked of /report with time_breakdown; short enough to hope for daily buckets
+SELECTOR_SETTING = "date_selectors"  # the resource setting (and STREAMTIME_DATE_SELECTORS) that picks a selector
+UNAUTHORISED = "You are not authorised to make this request"
 
 
-def date_window_filter(filter_group_type: int, window: TimeWindow) -> dict:
-    """The filterGroupCollection selecting records whose date lies in the window's days (inclusive bounds)."""
-    return {
-        "conditionMatchTypeId": 1,
-        "filterGroups": [],
-        "filterGroupCollections": [{
-            "conditionMatchTypeId": 1,
-            "filterGroups": [{
-                "filterGroupTypeId": filter_group_type,
-                "conditionMatchTypeId": 1,
-                "filters": [{"valueMatchTypeId": FROM_INCLUSIVE, "value": window.first_day.isoformat()},
-                            {"valueMatchTypeId": TO_INCLUSIVE, "value": window.last_day.isoformat()}],
-            }],
-        }],
-    }
+class StreamtimeCredentialError(ApiResponseError):
+    """Streamtime refused the key (HTTP 401). Belongs in core/errors.py as a shared credential error."""
+
+    kind = "credential problem"
 
 
 @dataclass(frozen=True)
-class Series:
-    """One statistics series: a field of a search view's records, aggregated (count, sum, average or all)."""
-
-    name: str
-    search_view: int
-    field: str
-    aggregation: str = "sum"
-    date_filter: int | None = None
-
-    def body(self) -> dict:
-        return {"name": self.name, "searchView": self.search_view, "field": self.field,
-                "aggregation": self.aggregation, **({"dateFilterGroupTypeId": self.date_filter} if self.date_filter else {})}
+class Filter:
+    selector: str
+    name: str = ""
+    filter_type: str = ""
 
 
-class SearchResult(BaseModel):
-    """A record and the additional data that came with it (None where not requested)."""
+@dataclass(frozen=True)
+class Setup:
+    """What ``/search/setup`` (or ``/report/setup``) says about a view."""
 
-    record: Any
-    additional: dict[str, Any]
+    view: str
+    filters: tuple[Filter, ...]
+    additional_data: tuple[str, ...] = ()
+    sort_columns: tuple[str, ...] = ()
+    statistics: tuple[str, ...] = ()  # report setup only
+    date_fields: tuple[str, ...] = ()  # report setup: dateFieldOptions when given, else its Date filters
+
+    @property
+    def selectors(self) -> list[str]:
+        return [f.selector for f in self.filters]
+
+    @property
+    def date_selectors(self) -> list[str]:
+        return [f.selector for f in self.filters if f.filter_type.lower() == "date"]
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A setup list whose element type is not documented: strings, or objects naming a key."""
+    if not isinstance(value, list):
+        return ()
+    names = []
+    for item in value:
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, dict):
+            name = next((item[k] for k in ("key", "selector", "column", "name", "value") if isinstance(item.get(k), str)), None)
+            if name:
+                names.append(name)
+    return tuple(names)
+
+
+def choose(preferred: Sequence[str], listed: Sequence[str], only: Sequence[str]) -> str | None:
+    """The first preferred name that is listed, else the one and only candidate, else None."""
+    chosen = next((name for name in preferred if name in listed), None)
+    if chosen is None and len(only) == 1:
+        chosen = only[0]
+    return chosen
+
+
+@dataclass
+class EntityRows:
+    """What reading one entity gave: warehouse rows and what was not understood in them."""
+
+    rows: list[dict[str, Any]]
+    fields_not_understood: Counter = field(default_factory=Counter)
+    date_selector: str | None = None
+    additional_data_unavailable: list[str] = field(default_factory=list)
 
 
 class StreamtimeClient(HttpApi):
     api_name = "Streamtime"
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, *, limiter: RateLimiter | None = None,
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+                 sleep: Callable[[float], None] = time.sleep, date_selectors: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
         # Retries go through the limiter (each one spends budget), so urllib3 only retries failed connects.
         kwargs.setdefault("session", build_session(retry_statuses=(), read_retries=0))
         super().__init__(base_url, **kwargs)
@@ -80,7 +119,11 @@ class StreamtimeClient(HttpApi):
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self.limiter = limiter
         self.sleep = sleep
+        self.date_selectors = dict(date_selectors or {})  # entity name -> selector, overriding the preferences
         self.throttled = 0  # 429 answers seen (a correct limiter never sees one)
+        self._search_setups: dict[str, Setup] = {}
+        self._report_setups: dict[str, Setup] = {}
+        self.last_read: dict[str, EntityRows] = {}  # entity name -> the last rows() read of it
 
     def __repr__(self) -> str:
         return f"StreamtimeClient(base_url={self.base_url!r})"
@@ -95,10 +138,19 @@ class StreamtimeClient(HttpApi):
                 retry_after = response.headers.get("Retry-After", "")
                 self.sleep(float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 2.0 ** attempt)
                 continue
+            if response.status_code == 401:
+                raise StreamtimeCredentialError(
+                    self.api_name, endpoint, f"Streamtime refused the API key for {endpoint} ({self._message(response)}); "
+                    "check STREAMTIME_API_KEY (a bearer token from Company Settings). Streamtime also answers 401 "
+                    "for a path it does not have, so check STREAMTIME_BASE_URL too", status=401)
             if response.status_code != 200:
-                raise ApiResponseError(self.api_name, endpoint, error_message(response), status=response.status_code)
+                raise ApiResponseError(self.api_name, endpoint, self._message(response), status=response.status_code)
             return self.decode_json(endpoint, response)
         raise AssertionError("unreachable")
+
+    def _message(self, response: requests.Response) -> str:
+        """The server's words, with the key blanked should the server echo it."""
+        return error_message(response).replace(self._headers["Authorization"][len("Bearer "):], "[api key]")
 
     def _send_limited(self, method: str, endpoint: str, url: str, **kwargs: Any) -> requests.Response:
         headers = {**self._headers, **kwargs.pop("headers", {})}
@@ -111,102 +163,185 @@ class StreamtimeClient(HttpApi):
             finally:
                 charge(time.perf_counter() - started)  # the API charges processing time; we charge elapsed
 
+    # --- setups --------------------------------------------------------------------------------
+    def search_setup(self, view: str) -> Setup:
+        """``GET /search/setup`` of a view, asked once per client (the vendor: stable for a session)."""
+        if view not in self._search_setups:
+            self._search_setups[view] = self._setup("search/setup", view)
+        return self._search_setups[view]
+
+    def report_setup(self, view: str) -> Setup:
+        """``GET /report/setup`` of a view, asked once per client."""
+        if view not in self._report_setups:
+            self._report_setups[view] = self._setup("report/setup", view)
+        return self._report_setups[view]
+
+    def _setup(self, path: str, view: str) -> Setup:
+        endpoint = f"{path}?search_view={view}"
+        payload = self.request("GET", endpoint, path, params={"search_view": view})
+        if not isinstance(payload, dict) or not isinstance(payload.get("filters"), list):
+            raise ApiPayloadError(self.api_name, endpoint, "expected an object with a 'filters' list")
+        filters = []
+        for item in payload["filters"]:
+            if not isinstance(item, dict) or not isinstance(item.get("selector"), str):
+                raise ApiPayloadError(self.api_name, endpoint, "a filter without a 'selector' string")
+            filters.append(Filter(item["selector"], str(item.get("name") or ""), str(item.get("filterType") or "")))
+        setup = Setup(view, tuple(filters), _names(payload.get("additionalData")), _names(payload.get("sortColumns")),
+                      _names(payload.get("statistics")))
+        date_fields = _names(payload.get("dateFieldOptions")) or tuple(setup.date_selectors)
+        return Setup(setup.view, setup.filters, setup.additional_data, setup.sort_columns, setup.statistics, date_fields)
+
+    def date_selector(self, entity: Entity) -> str:
+        """The selector a date window of ``entity`` is written with: the configured one, else the first of
+        the entity's preferred names that the view's setup lists, else the view's only Date filter."""
+        setup = self.search_setup(entity.view)
+        endpoint = f"search/setup?search_view={entity.view}"
+        configured = self.date_selectors.get(entity.name)
+        if configured:
+            if configured not in setup.selectors:
+                raise ApiRequestError(self.api_name, endpoint, f"{SELECTOR_SETTING}[{entity.name!r}] = {configured!r} is not "
+                                      f"a selector of view '{entity.view}' (its Date filters: {setup.date_selectors or 'none'})")
+            return configured
+        chosen = choose(entity.date_selectors, setup.selectors, setup.date_selectors)
+        if chosen is None:
+            raise ApiRequestError(
+                self.api_name, endpoint,
+                f"cannot choose the date selector of view '{entity.view}' for {entity.name}: none of "
+                f"{list(entity.date_selectors)} is listed and its Date filters are {setup.date_selectors or 'none'}. "
+                f"Pick one with the streamtime resource setting {SELECTOR_SETTING}={{'{entity.name}': '<selector>'}} "
+                f"(or STREAMTIME_DATE_SELECTORS={entity.name}=<selector>)")
+        return chosen
+
     # --- search --------------------------------------------------------------------------------
-    def search(self, entity: Entity, window: TimeWindow | None = None, *,
-               additional: Sequence[str] | None = None, page_size: int = MAX_RESULTS) -> Iterator[SearchResult]:
-        """Every record of the entity's search view (in the window's days when given), paging with
-        offset/maxResults until a page comes back shorter than asked. ``additional`` defaults to the
-        additional data the entity's asset stores, and nothing else."""
-        if entity.search_view is None:
-            yield from (SearchResult(record=r, additional={}) for r in self.list(entity))
-            return
+    def search(self, entity: Entity, window: TimeWindow | None = None, *, additional: Sequence[str] | None = None,
+               page_size: int = MAX_LIMIT, context: dict | None = None) -> Iterator[tuple[Any, dict, dict]]:
+        """``(record model, additional data, the item as it came)`` for every record of the entity's view
+        (in the window's days when given), paging with offset/limit until a page comes back shorter than asked.
+        ``additional`` defaults to the additional data the entity's asset stores."""
+        endpoint = f"search?search_view={entity.view}"
+        if not 1 <= page_size <= MAX_LIMIT:
+            raise ApiRequestError(self.api_name, endpoint, f"limit must be between 1 and {MAX_LIMIT}")
         extra = list(entity.additional) if additional is None else list(additional)
-        params = {"search_view": entity.search_view, **({"additional_data": ",".join(extra)} if extra else {})}
-        collection = {"conditionMatchTypeId": 1, "filterGroups": [], "filterGroupCollections": []}
-        if window is not None and entity.date_filter is not None:
-            collection = date_window_filter(entity.date_filter, window)
-        endpoint = f"search?search_view={entity.search_view}"
+        # `query` is required; with no window it is empty, which we assume selects every record (README).
+        query = "" if window is None else q.date_window(self.date_selector(entity), window.first_day, window.last_day)
+        context = {} if context is None else context
 
         def fetch(offset: int, limit: int) -> Page:
-            body = {"wildcardSearch": "", "offset": offset, "maxResults": limit, "sortField": 1,
-                    "sortAscending": True, "filterGroupCollection": collection}
-            page = self.request("POST", endpoint, "search", params=params, json=body)
+            body = {"query": query, "limit": limit, "offset": offset, "sortAscending": True,
+                    **({"additionalData": extra} if extra else {})}
+            page = self.request("POST", endpoint, "search", params={"search_view": entity.view}, json=body)
             if not isinstance(page, list):
-                raise ApiPayloadError(self.api_name, endpoint, f"expected a JSON array of results, got {type(page).__name__}")
-            return Page([self._result(entity, wrapper, extra) for wrapper in page])
+                raise ApiPayloadError(self.api_name, endpoint, f"expected a JSON array of records, got {type(page).__name__}")
+            return Page([self._result(entity, item, extra, endpoint, context) for item in page])
 
         for page in offset_pages(fetch, page_size):
             yield from page.rows
 
-    def _result(self, entity: Entity, wrapper: Any, extra: list[str]) -> SearchResult:
-        endpoint = f"search?search_view={entity.search_view}"
-        if not isinstance(wrapper, dict) or not isinstance(wrapper.get(entity.record_key), dict):
-            raise ApiPayloadError(self.api_name, endpoint, f"result without a '{entity.record_key}' object")
-        record = self._validate(entity.model, wrapper[entity.record_key], endpoint)
+    def _result(self, entity: Entity, item: Any, extra: list[str], endpoint: str, context: dict) -> tuple[Any, dict, dict]:
+        if not isinstance(item, dict):
+            raise ApiPayloadError(self.api_name, endpoint, f"a record is {type(item).__name__}, not an object")
+        wrapped = isinstance(item.get(entity.record_key), dict) and "id" not in item
+        record = item[entity.record_key] if wrapped else {k: v for k, v in item.items() if k not in extra}
         additional = {}
         for key in extra:
-            value = wrapper.get(key)
+            value = item.get(key)
+            additional[key] = value if isinstance(value, dict) else None
             if value is not None and not isinstance(value, dict):
-                raise ApiPayloadError(self.api_name, endpoint, f"additional data '{key}' is not an object")
-            additional[key] = value
-        return SearchResult(record=record, additional=additional)
+                context.setdefault("not_understood", Counter())[f"additionalData.{key}"] += 1
+        try:
+            model = entity.model.model_validate(record, context=context)
+        except ValidationError as exc:
+            raise invalid_payload(self.api_name, endpoint, f"{entity.record_key} record (key column)", exc) from None
+        return model, additional, item
 
-    def list(self, entity: Entity) -> list[Any]:
-        """A plain list route (``GET {base}/users``): used where v2 has no search view."""
-        payload = self.request("GET", entity.list_path, entity.list_path)
-        if not isinstance(payload, list):
-            raise ApiPayloadError(self.api_name, entity.list_path, "expected a JSON array")
-        return [self._validate(entity.model, item, entity.list_path) for item in payload]
+    def read(self, entity: Entity, window: TimeWindow | None = None) -> EntityRows:
+        """Warehouse rows with what was not understood, the date selector used and unavailable additional data.
 
-    def rows(self, entity: Entity, window: TimeWindow | None = None) -> list[dict[str, Any]]:
-        """Warehouse rows: the record's columns plus the additional data columns the entity declares.
-
-        For an entity dated by a timestamp (jobs: ``jobCreatedDatetime``), Streamtime's date filter works on
-        the organisation's local dates, which can differ from the UTC date by a day either way: the search
+        For an entity dated by a timestamp (jobs: ``jobCreatedDatetime``), the date selector works on the
+        organisation's local dates, which can differ from the UTC date by a day either way: the search
         is widened by a day on each side and only rows whose timestamp lies in the UTC window are kept.
+        The same key twice is stored once when both copies agree, and refused when they differ.
         """
         dated_by_timestamp = window is not None and entity.date_field is not None and \
-            entity.model.model_fields[entity.date_field].annotation is dt.datetime
+            dict(entity.model.columns())[entity.date_field] == "TIMESTAMP"
         search_window = TimeWindow(window.start - dt.timedelta(days=1), window.end + dt.timedelta(days=1)) \
             if dated_by_timestamp else window
-        rows = []
-        for result in self.search(entity, search_window):
-            row = result.record.row()
+        setup = self.search_setup(entity.view)
+        unavailable = [key for key in entity.additional if key not in setup.additional_data]
+        wanted = [key for key in entity.additional if key not in unavailable]
+        context: dict = {}
+        rows: dict[Any, dict] = {}
+        for model, additional, item in self.search(entity, search_window, additional=wanted, context=context):
+            row = model.row()
             if dated_by_timestamp and not window.start <= row[entity.date_field] < window.end:
                 continue
             for key, (column, attribute) in entity.additional.items():
-                row[column] = (result.additional.get(key) or {}).get(attribute)
-            rows.append(row)
-        return rows
+                row[column] = (additional.get(key) or {}).get(attribute)
+            row["record"] = json.dumps(item)
+            previous = rows.get(row["id"])
+            if previous is not None and {k: v for k, v in previous.items() if k != "record"} != \
+                    {k: v for k, v in row.items() if k != "record"}:
+                raise ApiPayloadError(self.api_name, f"search?search_view={entity.view}",
+                                      f"record id {row['id']} came twice with different values")
+            rows[row["id"]] = row
+        result = EntityRows(list(rows.values()), context.get("not_understood", Counter()),
+                            self.date_selector(entity) if window is not None else None, unavailable)
+        self.last_read[entity.name] = result
+        return result
+
+    def rows(self, entity: Entity, window: TimeWindow | None = None) -> list[dict[str, Any]]:
+        """Warehouse rows: the record's columns, the additional data columns the entity declares, ``record``."""
+        return self.read(entity, window).rows
 
     def organisation(self) -> dict:
         return self.request("GET", "organisation", "organisation")
 
-    # --- statistics ----------------------------------------------------------------------------
-    def time_series(self, series: Sequence[Series], window: TimeWindow, interval: str = "day") -> dict[str, list[dict]]:
-        """Several series in one request: ``{series name: [{"date": ..., <aggregation>: value}, ...]}``."""
-        body = {"from": window.first_day.isoformat(), "to": window.last_day.isoformat(), "interval": interval,
-                "series": [s.body() for s in series]}
-        return self._series("statistics/time_series", body, "points")
+    # --- report --------------------------------------------------------------------------------
+    def report(self, view: str, statistics: Sequence[Statistic], first: dt.date, last: dt.date, date_field: str, *,
+               time_breakdown: bool = False) -> Any:
+        """One ``POST /report`` over the days first..last (inclusive) on ``date_field``; the raw answer."""
+        params = {"search_view": view, **({"time_breakdown": "true"} if time_breakdown else {})}
+        body = {"statistics": [s.body() for s in statistics], "startDate": first.isoformat(),
+                "endDate": last.isoformat(), "dateField": date_field}
+        return self.request("POST", f"report?search_view={view}", "report", params=params, json=body)
 
-    def column_series(self, series: Sequence[Series], window: TimeWindow, group_by: str) -> dict[str, list[dict]]:
-        """Several series grouped by a column (e.g. ``userId``): ``{name: [{"key": ..., <aggregation>: value}]}``."""
-        body = {"from": window.first_day.isoformat(), "to": window.last_day.isoformat(), "groupBy": group_by,
-                "series": [s.body() for s in series]}
-        return self._series("statistics/column_series", body, "columns")
+    def report_date_field(self, view: str, preferred: Sequence[str]) -> str:
+        setup = self.report_setup(view)
+        chosen = choose(preferred, setup.date_fields, setup.date_fields)
+        if chosen is None:
+            raise ApiRequestError(self.api_name, f"report/setup?search_view={view}",
+                                  f"cannot choose the report date field of view '{view}': none of {list(preferred)} "
+                                  f"is offered and its date fields are {list(setup.date_fields) or 'none'}")
+        return chosen
 
-    def _series(self, path: str, body: dict, points_key: str) -> dict[str, list[dict]]:
-        payload = self.request("POST", path, path, json=body)
+    def report_column(self, view: str, preferred: Sequence[str]) -> str:
+        setup = self.report_setup(view)
+        chosen = choose(preferred, setup.statistics, ())
+        if chosen is None:
+            raise ApiRequestError(self.api_name, f"report/setup?search_view={view}",
+                                  f"none of the columns {list(preferred)} is among the statistics of view '{view}': "
+                                  f"{list(setup.statistics)[:20]}")
+        return chosen
+
+    def daily_report(self, view: str, statistics: Sequence[Statistic], window: TimeWindow,
+                     date_field: str) -> dict[dt.date, list[float | None]]:
+        """The figures of each day of the window: from time-breakdown buckets where they are proven daily
+        (chunks of :data:`REPORT_CHUNK_DAYS`), else by asking for each day on its own."""
+        endpoint = f"report?search_view={view}"
+        days_total = (window.last_day - window.first_day).days + 1
+        days = [window.first_day + dt.timedelta(days=n) for n in range(days_total)]
+        out: dict[dt.date, list[float | None]] = {}
         try:
-            return {s["name"]: list(s[points_key]) for s in payload["series"]}
-        except (KeyError, TypeError):
-            raise ApiPayloadError(self.api_name, path, f"expected {{'series': [{{'name', '{points_key}'}}]}}") from None
-
-    def _validate(self, model: type[BaseModel], data: Any, endpoint: str) -> Any:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise invalid_payload(self.api_name, endpoint, model.__name__, exc) from None
-
-
-
+            for start in range(0, len(days), REPORT_CHUNK_DAYS):
+                chunk = days[start:start + REPORT_CHUNK_DAYS]
+                if len(chunk) > 1:
+                    answer = self.report(view, statistics, chunk[0], chunk[-1], date_field, time_breakdown=True)
+                    buckets = daily_buckets(answer, chunk, statistics)
+                    if buckets is not None:
+                        out.update(buckets)
+                        continue
+                for day in chunk:
+                    out[day] = totals(self.report(view, statistics, day, day, date_field), statistics)
+        except ReportUnreadable as error:
+            raise ApiPayloadError(self.api_name, endpoint, f"cannot read the report answer: {error}") from None
+        return out

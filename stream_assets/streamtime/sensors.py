@@ -7,14 +7,16 @@ import os
 import dagster as dg
 
 from stream_assets.core.assets import closed_day
-from stream_assets.streamtime.assets import PARTITIONS, daily_assets, snapshot_assets
+from stream_assets.streamtime.assets import PARTITIONS, STATISTICS_VIEWS, daily_assets, snapshot_assets
+from stream_assets.streamtime.entities import ENTITIES
 from stream_assets.streamtime.resources import StreamtimeResource
 
 daily_job = dg.define_asset_job("streamtime_daily", selection=[a.key for a in daily_assets],
                                 description="Every partitioned Streamtime asset for one day (or a range).")
 snapshot_job = dg.define_asset_job("streamtime_snapshots", selection=[a.key for a in snapshot_assets])
-# What one partition's run costs: one search per daily entity (a day fits in one page) + one statistics request.
-REQUESTS_PER_PARTITION = len(daily_assets)
+# What one partition's run costs: per daily entity one /search/setup and one search (a day fits in one page);
+# per statistics view one /report/setup and one report.
+REQUESTS_PER_PARTITION = 2 * sum(1 for e in ENTITIES if e.partitioned) + 2 * len(STATISTICS_VIEWS)
 # Share of the remaining budget the sensor may spend: the rest is left to schedules and people in the UI.
 SENSOR_SHARE = 0.8
 IN_FLIGHT_SECONDS = 3600  # a partition requested less than this long ago is not requested again
@@ -31,7 +33,7 @@ def streamtime_daily_schedule(context: dg.ScheduleEvaluationContext):
 @dg.schedule(job=snapshot_job, cron_schedule="0 1 * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.STOPPED)
 def streamtime_snapshot_schedule(context: dg.ScheduleEvaluationContext):
-    """At 01:00 UTC: companies, contacts, users, job items and their users."""
+    """At 01:00 UTC: every snapshot (companies, contacts, users, job items and their users, phases, milestones, line items)."""
     return dg.RunRequest(run_key=context.scheduled_execution_time.date().isoformat())
 
 

@@ -132,7 +132,7 @@ class IncompleteAnswerError(ApiPayloadError):
     kind = "incomplete answer"
 
 
-class InvalidValueError(ApiPayloadError):
+class InvalidValueError(ApiPayloadError, ValueError):
     """A value the warehouse may not hold (non-finite, out of range, negative, too long), naming the field."""
 
     kind = "invalid value"

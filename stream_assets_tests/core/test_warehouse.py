@@ -4,7 +4,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from stream_assets.core.warehouse import Table, Warehouse
+from stream_assets.core.errors import InvalidValueError
+from stream_assets.core.warehouse import Table, Warehouse, write_replacing
 from stream_assets.core.windows import TimeWindow
 from stream_assets_tests.conftest import run_processes
 
@@ -41,8 +42,10 @@ def test_failed_insert_rolls_back_the_delete(warehouse):
     warehouse.replace(SERIES, _series("2026-03-01", 1.0), window)
     broken = _series("2026-03-01", 1.0).astype({"value": object})
     broken.loc[1, "value"] = "not a number"
-    with pytest.raises(duckdb.ConversionException):
-        warehouse.replace(SERIES, broken, window)
+    with pytest.raises(InvalidValueError, match="field value: 'not a number' is not a number"):
+        warehouse.replace(SERIES, broken, window)  # refused before writing
+    with warehouse.get_connection() as conn, pytest.raises(duckdb.ConversionException):
+        write_replacing(conn, SERIES, broken, window)  # the transaction itself rolls back, too
     assert warehouse.query("SELECT count(*) AS n FROM test.series").n.item() == 4
 
 

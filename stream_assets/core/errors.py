@@ -59,6 +59,9 @@ class ApiError(StreamAssetsError):
             return self._transient
         return isinstance(self, ApiConnectionError) or self.status == 429 or (self.status or 0) >= 500
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
     def __str__(self) -> str:
         where = f"{self.api} {self.endpoint}"
         if self.partition:

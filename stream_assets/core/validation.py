@@ -120,11 +120,16 @@ def drop_identical_duplicates(frame: pd.DataFrame, key: Sequence[str], api: str,
     return unique
 
 
+class NonFiniteValue(ValueError):
+    """A number that is understood but may not be stored (NaN, Infinity, overflow): refused, not NULL."""
+
+
 class LenientFields(BaseModel):
     """A model whose ``lenient`` fields become None, and are counted, when their value does not parse.
 
     Subclasses map field names to parsers: ``lenient: ClassVar[dict[str, Callable]] = {"duration": float}``.
     A parser raising ValueError/TypeError marks the field as not understood; an empty value is just None.
+    A parser raising NonFiniteValue refuses the whole record: non-finite numbers are never stored as NULL.
     """
 
     lenient: ClassVar[dict[str, Callable[[Any], Any]]] = {}
@@ -143,6 +148,8 @@ class LenientFields(BaseModel):
                     continue
                 try:
                     data[name] = parse(value)
+                except NonFiniteValue as exc:
+                    raise ValueError(f"{name}: {exc}") from None
                 except (ValueError, TypeError, OverflowError):
                     bad.append(name)
                     data[name] = None
@@ -168,7 +175,7 @@ def finite_number(value: Any) -> float:
     """A parser for lenient numeric fields: a finite float from a number or numeric text."""
     number = float(value)
     if not math.isfinite(number):
-        raise ValueError("not finite")
+        raise NonFiniteValue(f"{str(value)[:40]!r} is not a finite number")
     return number
 
 
@@ -184,5 +191,11 @@ def whole_number(value: Any) -> int:
         return int(value)
     text = str(value).strip()
     if not text.lstrip("-").isdigit():
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if not math.isfinite(number):
+            raise NonFiniteValue(f"{text[:40]!r} is not a finite number")
         raise ValueError("not a whole number")
     return int(text)

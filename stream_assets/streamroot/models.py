@@ -128,7 +128,8 @@ class _Timeseries(KeyedAnswer):
         frame = pd.concat(series, axis=1).sort_index().reset_index()
         # One reference to the key per row (an object array), not one copy per row: inserting the scalar
         # copied it into every row, and a 10 MB key became gigabytes.
-        frame.insert(0, "sr_key", np.full(len(frame), self.sr_key, dtype=object))
+        # (np.full would too: it goes through a fixed-width unicode array and makes a str per row.)
+        frame.insert(0, "sr_key", pd.Series([self.sr_key] * len(frame), dtype=object))
         return frame
 
 

@@ -1,16 +1,23 @@
 """Deployment settings read from the environment (see the contract in design.md).
 
 Everything here is read lazily, at run time, so that importing the package never depends on the
-environment. None of these values is a secret.
+environment. Every value is checked where it is read, and a bad one raises :class:`SettingError`
+naming the variable and the form it expects. None of these values is a secret.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from stream_assets.core.errors import SettingError
 
 DEFAULT_START_DATE = "2026-01-01"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def data_dir() -> Path:
@@ -23,15 +30,63 @@ def duckdb_path() -> Path:
     return Path(configured).resolve() if configured else data_dir() / "warehouse.duckdb"
 
 
+def iso_date(variable: str, value: str) -> str:
+    """``value`` when it is exactly ``YYYY-MM-DD`` and a real date, else SettingError."""
+    try:
+        if _ISO_DATE.match(value):
+            dt.date.fromisoformat(value)
+            return value
+    except ValueError:
+        pass
+    raise SettingError(variable, "a date written exactly YYYY-MM-DD (e.g. 2026-01-01)", value)
+
+
 def start_date() -> str:
     """First daily partition, YYYY-MM-DD. Read when the definitions are built (it shapes partitions)."""
-    value = os.environ.get("STREAM_ASSETS_START_DATE") or DEFAULT_START_DATE
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"STREAM_ASSETS_START_DATE must be YYYY-MM-DD, got {value!r}") from exc
-    return value
+    return iso_date("STREAM_ASSETS_START_DATE", os.environ.get("STREAM_ASSETS_START_DATE") or DEFAULT_START_DATE)
 
 
 def env_or_default(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def env_number(name: str, default: float, *, minimum: float = 0.0, integer: bool = False,
+               allow_zero: bool = False) -> float:
+    """A positive (or, with ``allow_zero``, non-negative) finite number from ``name``, or ``default``."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    expected = ("a whole number" if integer else "a number") + (" >= " if allow_zero else " > ") + f"{minimum:g}"
+    try:
+        value = int(raw.strip()) if integer else float(raw.strip())
+    except ValueError:
+        raise SettingError(name, expected, raw) from None
+    if not math.isfinite(value) or value < minimum or (value == minimum and not allow_zero):
+        raise SettingError(name, expected, raw)
+    return value
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise SettingError(name, "one of " + ", ".join(choices), value)
+    return value
+
+
+def checked_base_url(value: str, variable: str = "base URL") -> str:
+    """An API root as ``http(s)://host[:port][/path]`` (no query, no fragment), without a trailing slash."""
+    expected = "an http:// or https:// URL such as https://api.example.com (no query string)"
+    try:
+        parts = urlsplit(value.strip())
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        raise SettingError(variable, expected, value) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or not port_ok:
+        raise SettingError(variable, expected, value)
+    return value.strip().rstrip("/")
+
+
+def base_url(variable: str, configured: str | None, default: str) -> str:
+    """The base URL from the resource setting, else ``variable`` in the environment, else ``default``."""
+    value = configured or os.environ.get(variable) or default
+    return checked_base_url(value, variable if not configured else f"base_url (for {variable})")

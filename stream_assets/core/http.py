@@ -1,37 +1,106 @@
-"""The HTTP layer every client shares: one session with timeouts and urllib3 retries, request counting,
-and JSON decoding that turns anything unexpected into a typed error."""
+"""The HTTP layer every client shares: one transport policy, written once.
+
+- **Deadlines.** Each attempt has a deadline for the whole exchange (connect, headers and every read of
+  the body), not just per socket read: the body is streamed and the deadline checked between reads, so
+  a server that drip-feeds one byte at a time fails in bounded time. All attempts together, backoff
+  included, stay within ``total_seconds``.
+- **Typed errors.** Every transport failure (refused, reset mid-body, truncated body, undecodable
+  compression, SSL, a base URL without a scheme) becomes an :class:`ApiError`; the transient ones are
+  retried within the total time, and stay transient for Dagster's retry after that.
+- **Retry-After** is honoured up to ``retry_after_cap`` (5 minutes); a longer wait raises
+  :class:`ApiThrottledError` at once (transient: Dagster's retry or the next sensor tick takes over).
+- **Size.** A body larger than ``max_response_bytes`` is refused while reading; it is never buffered whole.
+- **JSON** is decoded from the bytes as UTF-8 (invalid bytes refused, whatever the Content-Type says),
+  strictly: ``NaN``, ``Infinity`` and numbers that overflow a double are refused.
+
+Error texts never carry a URL's query string, a header or a registered secret (see ``core/secrets.py``).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from typing import Any, Iterable
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Iterable
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from stream_assets.core.errors import ApiConnectionError, ApiPayloadError
+from stream_assets.core import config
+from stream_assets.core.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiPayloadError,
+    ApiRequestError,
+    ApiThrottledError,
+    ApiTimeoutError,
+    ApiTransportError,
+    ResponseTooLargeError,
+    SettingError,
+)
+from stream_assets.core.secrets import register_secrets, scrub
 
-DEFAULT_TIMEOUT = (10.0, 120.0)  # (connect, read) seconds
-RETRYABLE_STATUSES = (500, 502, 503, 504)
+RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TransportPolicy:
+    """How long, how often and how much: the bounds of every request a client sends.
+
+    The defaults come from ``STREAM_ASSETS_HTTP_*`` variables (see :meth:`from_env`). A 31-day
+    Streamroot timeseries for one key is about 0.5 MB; 64 MB leaves room for a hundred keys.
+    """
+
+    connect_seconds: float = 10.0
+    request_seconds: float = 120.0  # one attempt: connect + headers + whole body
+    total_seconds: float = 300.0  # every attempt and every wait between them
+    retries: int = 3
+    backoff_seconds: float = 0.5  # doubled after each attempt
+    retry_after_cap: float = 300.0
+    max_response_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> "TransportPolicy":
+        """The policy with the ``STREAM_ASSETS_HTTP_*`` overrides, each checked (SettingError names it)."""
+        d = cls()
+        return cls(
+            connect_seconds=min(d.connect_seconds, config.env_number("STREAM_ASSETS_HTTP_REQUEST_SECONDS", d.connect_seconds)),
+            request_seconds=config.env_number("STREAM_ASSETS_HTTP_REQUEST_SECONDS", d.request_seconds),
+            total_seconds=config.env_number("STREAM_ASSETS_HTTP_TOTAL_SECONDS", d.total_seconds),
+            retries=int(config.env_number("STREAM_ASSETS_HTTP_RETRIES", d.retries, integer=True, allow_zero=True)),
+            backoff_seconds=config.env_number("STREAM_ASSETS_HTTP_BACKOFF_SECONDS", d.backoff_seconds, allow_zero=True),
+            retry_after_cap=config.env_number("STREAM_ASSETS_HTTP_RETRY_AFTER_CAP_SECONDS", d.retry_after_cap, allow_zero=True),
+            max_response_bytes=int(config.env_number("STREAM_ASSETS_HTTP_MAX_RESPONSE_MB", d.max_response_bytes / 2**20)
+                                   * 2**20),
+        )
 
 
 def error_message(response: requests.Response) -> str:
     """The API's own explanation of a failed request: ``message``, ``error`` or ``errors[0]`` of a JSON
-    body, else a short excerpt of a text body, else the HTTP reason."""
+    body, else a short excerpt of a text body, else the HTTP reason. Scrubbed of registered secrets."""
+    text = (response.content or b"")[:4096].decode("utf-8", errors="replace")
     try:
-        payload = response.json()
+        payload = json.loads(text)
     except ValueError:
         payload = None
+    message = None
     if isinstance(payload, dict):
         for key in ("message", "error"):
             if payload.get(key):
-                return str(payload[key])
-        if isinstance(payload.get("errors"), list) and payload["errors"]:
-            return str(payload["errors"][0])
-    text = response.text.strip()
-    return text[:120] if text and not text.startswith("<") else (response.reason or "no message")
+                message = str(payload[key])
+                break
+        else:
+            if isinstance(payload.get("errors"), list) and payload["errors"]:
+                message = str(payload["errors"][0])
+    if message is None:
+        text = text.strip()
+        message = text[:120] if text and not text.startswith("<") else (response.reason or "no message")
+    return scrub(message)
 
 
 def build_session(
@@ -41,42 +110,67 @@ def build_session(
     retry_statuses: Iterable[int] = RETRYABLE_STATUSES,
     read_retries: int | None = None,
 ) -> requests.Session:
-    """A session that retries connection errors and the given statuses with exponential backoff.
+    """A pooled session; retries happen in :meth:`HttpApi.send`, inside the request's deadlines.
 
-    Every method is retried: the ingestion calls are reads, even those sent as POST (Streamroot puts
-    its filters in a POST body). Clients whose requests must not be replayed as-is (StreamAPI's rid,
-    StreamOne's timestamp) pass ``retry_statuses=(), read_retries=0`` and re-sign themselves: only
-    failures to connect, where the request never left, are then retried as-is.
+    ``retry_statuses`` are the statuses :meth:`HttpApi.send` retries for this session (honouring
+    Retry-After up to the cap). A client that must not replay a request that reached the server as-is
+    (one that manages a budget, or signs each request) passes ``retry_statuses=(), read_retries=0``:
+    only failures to connect, where nothing was sent, are then retried. ``retries`` and
+    ``backoff_factor`` are kept for compatibility; the transport policy bounds them.
     """
-    retry_statuses = tuple(retry_statuses)
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries if read_retries is None else read_retries,
-        status=retries,
-        other=0,
-        backoff_factor=backoff_factor,
-        status_forcelist=retry_statuses,
-        allowed_methods=None,
-        # urllib3 would also replay any 429 that carries Retry-After; clients that manage a budget
-        # (retry_statuses=()) must see those answers themselves.
-        respect_retry_after_header=bool(retry_statuses),
-        raise_on_status=False,
-    )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=8)
+    # urllib3 only follows redirects: every other retry is ours, so that deadlines cover it.
+    adapter = HTTPAdapter(max_retries=Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                                            raise_on_status=False, respect_retry_after_header=False),
+                          pool_maxsize=8)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "stream_assets (+dagster)"
+    session.stream_assets_retry_statuses = tuple(retry_statuses)  # type: ignore[attr-defined]
+    session.stream_assets_replay_sent = read_retries is None or read_retries > 0  # type: ignore[attr-defined]
     return session
 
 
-class HttpApi:
-    """Base of the API clients: a base URL, a shared session and a count of the requests sent.
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header in seconds (a number or an HTTP date), None when absent or unreadable."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = moment.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
-    ``requests_made`` counts every attempt that reached the wire, urllib3 retries included, so that
-    metadata and tests see what the API really served; ``http_seconds`` is the time spent waiting on
-    HTTP (retries and their backoff included).
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} overflows a double")
+    return value
+
+
+def strict_json(data: bytes) -> Any:
+    """JSON from UTF-8 bytes: invalid UTF-8, NaN, Infinity and overflowing numbers raise ValueError."""
+    text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")  # UnicodeDecodeError is a ValueError
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+class HttpApi:
+    """Base of the API clients: a base URL, a shared session, the transport policy and a count of the
+    requests sent.
+
+    ``requests_made`` counts every attempt that reached the wire, retries included, so that metadata
+    and tests see what the API really served; ``http_seconds`` is the time spent waiting on HTTP
+    (retries and their backoff included).
     """
 
     api_name = "api"
@@ -86,53 +180,244 @@ class HttpApi:
         base_url: str,
         *,
         session: requests.Session | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: tuple[float, float] | None = None,
+        policy: TransportPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        try:
+            self.base_url = config.checked_base_url(base_url, f"{self.api_name} base URL")
+        except SettingError as exc:
+            raise ApiRequestError(self.api_name, "configuration", str(exc)) from None
         self.session = session or build_session()
-        self.timeout = timeout
+        self.policy = policy or TransportPolicy.from_env()
+        if timeout is not None:  # the old (connect, read) form: the read bound becomes the attempt deadline
+            self.policy = replace(self.policy, connect_seconds=timeout[0], request_seconds=timeout[1])
+        self._sleep = sleep
         self.requests_made = 0
         self.http_seconds = 0.0
 
-    def send(self, method: str, endpoint: str, url: str, **kwargs: Any) -> requests.Response:
-        """Send one request (with the session's retries); connection failures become ApiConnectionError.
+    def register_secrets(self, *secrets: str | None) -> None:
+        """Mask these values in every message (errors, logs, metadata) from now on."""
+        register_secrets(*secrets)
 
-        ``endpoint`` is the name used in errors; the URL is never put in an error, since some APIs
-        carry credentials or signatures in the query string.
+    @property
+    def retry_statuses(self) -> tuple[int, ...]:
+        return getattr(self.session, "stream_assets_retry_statuses", RETRYABLE_STATUSES)
+
+    @property
+    def replays_sent_requests(self) -> bool:
+        return getattr(self.session, "stream_assets_replay_sent", True)
+
+    # --- sending -------------------------------------------------------------------------------
+    def send(self, method: str, endpoint: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send one request under the transport policy; the response has its body read (bounded).
+
+        ``endpoint`` is the name used in errors; the URL is never put in an error with its query,
+        since some APIs carry credentials or signatures there.
         """
-        kwargs.setdefault("timeout", self.timeout)
+        replay = self.replays_sent_requests
+        return self.retrying(endpoint, lambda deadline: self.send_once(method, endpoint, url, deadline, **kwargs),
+                             retry_statuses=self.retry_statuses if replay else (), replay_sent=replay)
+
+    def retrying(
+        self,
+        endpoint: str,
+        attempt: Callable[[float], requests.Response],
+        *,
+        retry_statuses: Iterable[int] | None = None,
+        replay_sent: bool = True,
+    ) -> requests.Response:
+        """Run ``attempt(deadline)`` until it gives an answer not worth retrying, within the policy.
+
+        Retried: failures to connect (always: nothing was sent), other transient transport failures
+        (when ``replay_sent``; a client that signs each request passes an ``attempt`` that re-signs),
+        and ``retry_statuses``, after Retry-After when given (up to the cap) or an exponential backoff.
+        The last answer or error is returned or raised once retries or the total time run out.
+        """
+        policy = self.policy
+        statuses = tuple(self.retry_statuses if retry_statuses is None else retry_statuses)
+        started = time.monotonic()
+        total_deadline = started + policy.total_seconds
+        number = 0
+        while True:
+            number += 1
+            deadline = min(time.monotonic() + policy.request_seconds, total_deadline)
+            try:
+                response = attempt(deadline)
+            except ApiConnectionError as error:
+                nothing_sent = getattr(error, "nothing_sent", False)
+                if number > policy.retries or not (nothing_sent or replay_sent):
+                    raise
+                wait = policy.backoff_seconds * 2 ** (number - 1)
+                if time.monotonic() + wait >= total_deadline:
+                    raise
+                self._wait(wait)
+                continue
+            if response.status_code not in statuses and response.status_code != 429:
+                return response
+            retry_after = retry_after_seconds(response)
+            if retry_after is not None and retry_after > policy.retry_after_cap:
+                raise ApiThrottledError(
+                    self.api_name, endpoint,
+                    f"asked to retry after {retry_after:.0f} s, more than the {policy.retry_after_cap:.0f} s we wait "
+                    f"within a run ({error_message(response)})",
+                    retry_after=retry_after, status=response.status_code)
+            if response.status_code not in statuses or number > policy.retries:
+                return response
+            wait = retry_after if retry_after is not None else policy.backoff_seconds * 2 ** (number - 1)
+            if time.monotonic() + wait >= total_deadline:
+                return response
+            self._wait(wait)
+
+    def _wait(self, seconds: float) -> None:
         started = time.perf_counter()
+        self._sleep(seconds)
+        self.http_seconds += time.perf_counter() - started
+
+    def send_once(self, method: str, endpoint: str, url: str, deadline: float, **kwargs: Any) -> requests.Response:
+        """One attempt, finished by ``deadline`` (``time.monotonic()``): connect, headers and whole body.
+
+        Transport failures become typed errors: ApiRequestError for a URL that cannot be sent,
+        ApiConnectionError (``nothing_sent``) when the connection could not be made, ApiTimeoutError
+        past the deadline, ApiTransportError for a reset/truncated/undecodable body, and
+        ResponseTooLargeError above the size limit.
+        """
+        policy = self.policy
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ApiTimeoutError(self.api_name, endpoint, f"no time left for another attempt "
+                                                           f"(total {policy.total_seconds:g} s)")
+        kwargs.pop("timeout", None)
+        kwargs.pop("stream", None)
+        started = time.perf_counter()
+        response: requests.Response | None = None
         try:
-            response = self.session.request(method, url, **kwargs)
-        except requests.exceptions.RetryError:
-            # Retries were exhausted: every allowed attempt was sent.
-            self.requests_made += 1 + self._max_retries(url)
-            raise ApiConnectionError(self.api_name, endpoint, "gave up after repeated server errors") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            try:
+                response = self.session.request(method, url, stream=True, timeout=(min(policy.connect_seconds, remaining),
+                                                                                    remaining), **kwargs)
+            except requests.exceptions.ConnectTimeout:
+                raise self._connection_failed(endpoint, ApiTimeoutError, "could not connect in time", sent=False) from None
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema, requests.exceptions.URLRequired):
+                raise ApiRequestError(self.api_name, endpoint,
+                                      f"cannot send to the base URL {self.base_url!r}: it needs http:// or https:// and a host") from None
+            except requests.exceptions.SSLError as exc:
+                raise self._connection_failed(endpoint, ApiConnectionError, f"TLS failed ({_reason(exc)})", sent=False) from None
+            except requests.exceptions.ReadTimeout:
+                raise self._connection_failed(endpoint, ApiTimeoutError,
+                                              f"no answer within the {policy.request_seconds:g} s deadline", sent=True) from None
+            except requests.exceptions.ConnectionError as exc:
+                sent = not _is_connect_failure(exc)
+                what = "connection broke before the answer" if sent else "could not connect"
+                raise self._connection_failed(endpoint, ApiConnectionError, f"{what} ({_reason(exc)})", sent=sent) from None
+            except requests.exceptions.RequestException as exc:
+                raise self._connection_failed(endpoint, ApiConnectionError, type(exc).__name__, sent=True) from None
             self.requests_made += 1
-            raise ApiConnectionError(self.api_name, endpoint, type(exc).__name__) from None
+            response._content = self._read_body(endpoint, response, deadline)  # type: ignore[attr-defined]
+            response.raw.release_conn()  # read to the end: the connection can serve the next request
+            return response
+        except BaseException:
+            if response is not None:
+                response.close()  # a half-read connection is never reused
+            raise
         finally:
             self.http_seconds += time.perf_counter() - started
-        retries = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
-        self.requests_made += 1 + len(retries)
-        return response
 
-    def _max_retries(self, url: str) -> int:
-        retry = getattr(self.session.get_adapter(url), "max_retries", None)
-        return int(getattr(retry, "total", 0) or 0)
+    def _connection_failed(self, endpoint: str, kind: type[ApiConnectionError], message: str, *, sent: bool) -> ApiConnectionError:
+        self.requests_made += 1
+        error = kind(self.api_name, endpoint, message)
+        error.nothing_sent = not sent  # type: ignore[attr-defined]
+        return error
 
-    def decode_json(self, endpoint: str, response: requests.Response) -> Any:
-        """The body as JSON, or ApiPayloadError for HTML pages, empty bodies and broken JSON."""
-        content_type = response.headers.get("Content-Type", "")
-        text = response.text
-        if "html" in content_type.lower() or text.lstrip().startswith("<"):
-            raise ApiPayloadError(
-                self.api_name, endpoint, f"expected JSON, got an HTML/XML page: {text[:80]!r}", status=response.status_code
-            )
+    def _read_body(self, endpoint: str, response: requests.Response, deadline: float) -> bytes:
+        """The body, read in pieces against the deadline and the size limit."""
+        limit = self.policy.max_response_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLargeError(self.api_name, endpoint, f"answer of {int(declared):,} bytes exceeds the "
+                                        f"{limit:,}-byte limit (STREAM_ASSETS_HTTP_MAX_RESPONSE_MB)", status=response.status_code)
+        raw: urllib3.HTTPResponse = response.raw
+        sock = _socket_of(raw)
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise ApiPayloadError(
-                self.api_name, endpoint, f"invalid JSON ({exc.msg} at {exc.pos}): {text[:80]!r}", status=response.status_code
-            ) from None
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ApiTimeoutError(self.api_name, endpoint, f"the answer did not arrive within the "
+                                          f"{self.policy.request_seconds:g} s deadline ({size:,} bytes read)",
+                                          status=response.status_code)
+                if sock is not None:
+                    sock.settimeout(remaining)
+                chunk = raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    if not raw.closed and raw.length_remaining:  # pragma: no cover - read1 raises first
+                        raise ApiTransportError(self.api_name, endpoint, "truncated body")
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise ResponseTooLargeError(self.api_name, endpoint, f"answer exceeds the {limit:,}-byte limit "
+                                                f"(STREAM_ASSETS_HTTP_MAX_RESPONSE_MB); stopped reading",
+                                                status=response.status_code)
+                chunks.append(chunk)
+        except ApiError:
+            raise
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            raise ApiTimeoutError(self.api_name, endpoint, f"the answer did not arrive within the "
+                                  f"{self.policy.request_seconds:g} s deadline ({size:,} bytes read)",
+                                  status=response.status_code) from None
+        except urllib3.exceptions.DecodeError:
+            raise ApiTransportError(self.api_name, endpoint, "the body's compression could not be decoded",
+                                    status=response.status_code) from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ApiTransportError(self.api_name, endpoint, f"connection broke during the body after {size:,} bytes "
+                                    f"({_reason(exc)})", status=response.status_code) from None
+        return b"".join(chunks)
 
+    # --- decoding ------------------------------------------------------------------------------
+    def decode_json(self, endpoint: str, response: requests.Response) -> Any:
+        """The body as strict JSON, or ApiPayloadError for HTML pages, empty bodies, invalid UTF-8,
+        broken JSON and non-finite numbers. The Content-Type's charset is ignored: JSON is UTF-8."""
+        content_type = response.headers.get("Content-Type", "")
+        data = response.content or b""
+        head = data[:200].lstrip()
+        if "html" in content_type.lower() or head.startswith(b"<"):
+            excerpt = scrub(head[:80].decode("utf-8", errors="replace"))
+            raise ApiPayloadError(self.api_name, endpoint, f"expected JSON, got an HTML/XML page: {excerpt!r}",
+                                  status=response.status_code)
+        try:
+            return strict_json(data)
+        except UnicodeDecodeError as exc:
+            raise ApiPayloadError(self.api_name, endpoint, f"body is not valid UTF-8 (byte {exc.start})",
+                                  status=response.status_code) from None
+        except json.JSONDecodeError as exc:
+            excerpt = scrub(data[max(0, exc.pos - 20):exc.pos + 40].decode("utf-8", errors="replace"))
+            raise ApiPayloadError(self.api_name, endpoint, f"invalid JSON ({exc.msg} at {exc.pos}): {excerpt!r}",
+                                  status=response.status_code) from None
+        except (ValueError, RecursionError) as exc:
+            raise ApiPayloadError(self.api_name, endpoint, f"invalid JSON: {exc}", status=response.status_code) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's class name: never the exception text, which may hold the URL."""
+    seen = exc
+    for _ in range(6):
+        inner = seen.__context__ or seen.__cause__ or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        if inner is None:
+            break
+        reason = getattr(inner, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else inner
+    return type(seen).__name__
+
+
+def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection was never made (so nothing was sent): refused, unresolvable host."""
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", inner)
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                               urllib3.exceptions.NameResolutionError))
+
+
+def _socket_of(raw: urllib3.HTTPResponse):
+    connection = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    return getattr(connection, "sock", None)

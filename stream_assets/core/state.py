@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from stream_assets.core.config import data_dir
+from stream_assets.core.errors import LockTimeoutError
 
 
 def state_path() -> Path:
@@ -26,10 +27,16 @@ def state_path() -> Path:
 @contextmanager
 def sqlite_transaction(path: Path, timeout: float) -> Iterator[sqlite3.Connection]:
     """A write transaction that takes SQLite's lock up front (``BEGIN IMMEDIATE``), so that a
-    read-modify-write inside it is atomic across processes; committed on success, rolled back on error."""
+    read-modify-write inside it is atomic across processes; committed on success, rolled back on error.
+    A lock held longer than ``timeout`` raises LockTimeoutError naming the file."""
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower():
+                raise
+            raise LockTimeoutError(f"the shared state file {path} (another process holds its write lock)", timeout) from None
         try:
             yield conn
             conn.execute("COMMIT")
@@ -83,8 +90,15 @@ class RequestIds:
 
     @contextmanager
     def issue(self) -> Iterator[int]:
-        with self._lock:
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise LockTimeoutError(f"the StreamAPI request-id lock {self._lock.lock_file}", self._lock.timeout,
+                                   "another process keeps a StreamAPI request open") from None
+        try:
             yield self.state.advance(self.name, int(time.time() * 1000))
+        finally:
+            self._lock.release()
 
     def last(self) -> int | None:
         return self.state.peek(self.name)

@@ -9,6 +9,8 @@ process of its own. So assets fetch everything first and open the warehouse only
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,24 +18,37 @@ from typing import Iterator, Sequence
 
 import duckdb
 import pandas as pd
-from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from pydantic import Field
 
 from stream_assets.core.config import duckdb_path
+from stream_assets.core.errors import InvalidValueError, LockTimeoutError, WarehouseError
+from stream_assets.core.validation import check_rows
 from stream_assets.core.windows import TimeWindow
+
+# DuckDB's message when another process holds the file: worth waiting for; any other IOException is not.
+_HELD_ELSEWHERE = ("could not set lock", "conflicting lock")
 
 
 @dataclass(frozen=True)
 class Table:
-    """A warehouse table: ``schema.name``, its columns as (name, DuckDB type), and the column whose value
-    places a row in a partition (None for snapshots, which are replaced whole)."""
+    """A warehouse table: ``schema.name``, its columns as (name, DuckDB type), the column whose value
+    places a row in a partition (None for snapshots, which are replaced whole), its key columns (one
+    row per key; empty means the whole row, so only identical copies are recognised) and the columns
+    that can never be negative (counts, bytes, durations, views)."""
 
     schema: str
     name: str
     columns: Sequence[tuple[str, str]]
     window_column: str | None = None
+    key: Sequence[str] = ()
+    non_negative: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in (*self.key, *self.non_negative) if c not in self.column_names]
+        if unknown:
+            raise ValueError(f"{self.schema}.{self.name}: key/non-negative columns {unknown} are not columns")
 
     @property
     def qualified(self) -> str:
@@ -56,27 +71,71 @@ class Warehouse(DuckDBResource):
 
     database: str = Field(default="", description="DuckDB file; empty means the STREAM_ASSETS_* default")
     lock_timeout_seconds: float = Field(default=900.0, description="How long a writer queues for the file")
+    held_elsewhere_seconds: float = Field(
+        default=60.0, description="How long to wait when something outside stream_assets holds the DuckDB file")
 
     @property
     def path(self) -> Path:
         return Path(self.database).resolve() if self.database else duckdb_path()
 
+    @property
+    def lock_path(self) -> Path:
+        """The writers' queue: a file beside the database, in the same folder."""
+        path = self.path
+        return path.parent / f"{path.name}.lock"
+
+    def _check_path(self) -> None:
+        """Fail at once, naming the setting, for what no amount of waiting fixes."""
+        path = self.path
+        setting = "Warehouse.database" if self.database else "STREAM_ASSETS_DUCKDB_PATH / STREAM_ASSETS_DATA_DIR"
+        if path.is_dir():
+            raise WarehouseError(f"the warehouse path {path} is a directory; {setting} must name a DuckDB file "
+                                 f"(e.g. {path / 'warehouse.duckdb'})")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(f"cannot create the warehouse folder {path.parent} ({exc.strerror}); check {setting}") from None
+        if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+            raise WarehouseError(f"no permission to write the warehouse {path}; check {setting} and the file's owner")
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, held exclusively across processes until the block ends."""
-        path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds):
-            conn = backoff(
-                fn=duckdb.connect,
-                retry_on=(duckdb.IOException,),
-                kwargs={"database": str(path), "read_only": False, "config": dict(self.connection_config)},
-                max_retries=10,
-            )
+        """A read-write connection, held exclusively across processes until the block ends.
+
+        Raises WarehouseError at once for a path that can never work (a directory, no permission) and
+        LockTimeoutError when the queue or the file stays busy longer than the configured waits.
+        """
+        self._check_path()
+        lock = FileLock(str(self.lock_path), timeout=self.lock_timeout_seconds)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise LockTimeoutError(f"the warehouse write lock {self.lock_path}", self.lock_timeout_seconds,
+                                   "another run is writing; raise Warehouse.lock_timeout_seconds if runs queue this long") from None
+        try:
+            conn = self._connect()
             try:
                 yield conn
             finally:
                 conn.close()
+        finally:
+            lock.release()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        started = time.monotonic()
+        wait = 0.1
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=False, config=dict(self.connection_config))
+            except duckdb.IOException as exc:
+                text = str(exc).lower()
+                if not any(marker in text for marker in _HELD_ELSEWHERE):
+                    raise WarehouseError(f"cannot open the warehouse {self.path}: {str(exc).splitlines()[0]}") from None
+                if time.monotonic() - started + wait > self.held_elsewhere_seconds:
+                    raise LockTimeoutError(f"the DuckDB file {self.path}, held by a process outside stream_assets",
+                                           time.monotonic() - started) from None
+                time.sleep(wait)
+                wait = min(wait * 2, 2.0)
 
     def replace(self, table: Table, frame: pd.DataFrame, window: TimeWindow | None = None) -> int:
         """Atomically make ``frame`` the table's rows for ``window`` (or the whole table for snapshots).
@@ -84,7 +143,7 @@ class Warehouse(DuckDBResource):
         Rows outside the window are refused before anything is written, so a partition never touches
         another's rows. Returns the number of rows inserted.
         """
-        frame = conform(table, frame)
+        frame = check_rows(table, conform(table, frame))
         if window is not None:
             _check_inside(table, frame, window)
         with self.get_connection() as conn:
@@ -96,7 +155,11 @@ class Warehouse(DuckDBResource):
         that version's ``last_seen`` to ``seen_at``; a new or changed row starts a new version.
         Returns how many versions were extended and inserted.
         """
-        frame = conform(Table(table.schema, table.name, [c for c in table.columns if c[0] not in ("first_seen", "last_seen")]), frame)
+        attributes_table = Table(table.schema, table.name,
+                                 [c for c in table.columns if c[0] not in ("first_seen", "last_seen")],
+                                 key=tuple(key), non_negative=table.non_negative)
+        # One version per entity per poll: identical copies collapse, conflicting ones are refused.
+        frame = check_rows(attributes_table, conform(attributes_table, frame))
         seen = as_naive_utc(seen_at)
         attributes = [c for c in frame.columns]
         same = " AND ".join(f'h."{c}" IS NOT DISTINCT FROM i."{c}"' for c in attributes)
@@ -141,10 +204,14 @@ def conform(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"{table.schema}.{table.name}: frame lacks columns {missing}")
     frame = frame[table.column_names].copy()
     for name, kind in table.columns:
-        if kind == "TIMESTAMP":
-            frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_localize(None)
-        elif kind == "DATE":
-            frame[name] = pd.to_datetime(frame[name]).dt.date
+        try:
+            if kind == "TIMESTAMP":
+                frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_localize(None)
+            elif kind == "DATE":
+                frame[name] = pd.to_datetime(frame[name]).dt.date
+        except (ValueError, OverflowError, TypeError) as exc:  # OutOfBoundsDatetime is a ValueError
+            raise InvalidValueError(table.schema, table.name, name,
+                                    f"not a representable {kind.lower()} ({type(exc).__name__})") from None
     return frame
 
 
@@ -164,9 +231,9 @@ def _check_inside(table: Table, frame: pd.DataFrame, window: TimeWindow) -> None
     values = frame[table.window_column]
     outside = frame[(values < low) | (values >= high)]
     if not outside.empty:
-        raise ValueError(
-            f"{table.schema}.{table.name}: {len(outside)} row(s) outside partition window {window} "
-            f"(first: {outside[table.window_column].iloc[0]})"
+        raise InvalidValueError(
+            table.schema, table.name, table.window_column,
+            f"{len(outside)} row(s) outside partition window {window} (first: {outside[table.window_column].iloc[0]})",
         )
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import api_errors, daily_partitions, partition_window, ranged_backfill_policy, table_metadata
+from stream_assets.core.validation import count_not_understood
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamapi.resources import StreamApiResource
@@ -20,16 +21,18 @@ POLL_KEY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 RECORDINGS = Table(SCHEMA, "video_recordings", (
     ("id", "VARCHAR"), ("public_hostid", "VARCHAR"), ("channel_id", "VARCHAR"), ("creation_date", "TIMESTAMP"),
     ("duration", "DOUBLE"), ("size", "BIGINT"), ("filename", "VARCHAR"), ("url", "VARCHAR"),
-), "creation_date")
+), "creation_date", key=("id",), non_negative=("duration", "size"))
 THEMES = Table(SCHEMA, "themes", (
     ("id", "VARCHAR"), ("name", "VARCHAR"), ("width", "INTEGER"), ("height", "INTEGER"),
     ("layout_path", "VARCHAR"), ("skin_path", "VARCHAR"),
-))
+), key=("id",), non_negative=("width", "height"))
 LIVE_SESSIONS = Table(SCHEMA, "live_sessions", (
     ("poll_time", "TIMESTAMP"), ("public_hostid", "VARCHAR"), ("username", "VARCHAR"), ("start_time", "TIMESTAMP"),
     ("duration", "BIGINT"), ("channel_id", "VARCHAR"), ("total_viewers", "BIGINT"), ("total_chatters", "BIGINT"),
     ("max_viewers", "BIGINT"), ("max_chatters", "BIGINT"), ("current_viewers", "BIGINT"), ("current_chatters", "BIGINT"),
-), "poll_time")
+), "poll_time", key=("poll_time", "public_hostid", "start_time"),
+   non_negative=("duration", "total_viewers", "total_chatters", "max_viewers", "max_chatters", "current_viewers",
+                 "current_chatters"))
 
 
 def frame_of(models: list, table: Table, **constants: object) -> pd.DataFrame:
@@ -52,9 +55,14 @@ def streamapi_video_recordings(context: dg.AssetExecutionContext, streamapi: Str
         for chunk in window.chunks(RECORDINGS_SPAN):
             recordings.extend(client.recordings_in(chunk))
             context.log.info(f"video/list {chunk}: {len(recordings)} recordings so far")
-    frame = frame_of(recordings, RECORDINGS)
-    warehouse.replace(RECORDINGS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
+        frame = frame_of(recordings, RECORDINGS)
+        written = warehouse.replace(RECORDINGS, frame, window)
+    not_understood = count_not_understood(recordings)
+    if not_understood:
+        context.log.warning(f"video/list: values in an unexpected format stored as NULL: {not_understood}")
+    return dg.MaterializeResult(metadata=table_metadata(
+        frame, window, requests=client.requests_made, rows_written=written,
+        fields_not_understood=dg.MetadataValue.json(not_understood)))
 
 
 @dg.asset(key=[SCHEMA, "themes"], group_name=GROUP, kinds={"duckdb", "python"},
@@ -64,7 +72,7 @@ def streamapi_themes(context: dg.AssetExecutionContext, streamapi: StreamApiReso
     client = streamapi.client()
     with api_errors(context):
         frame = frame_of(client.themes(), THEMES)
-    warehouse.replace(THEMES, frame)
+        warehouse.replace(THEMES, frame)
     return dg.MaterializeResult(metadata=table_metadata(frame, None, requests=client.requests_made))
 
 
@@ -80,7 +88,7 @@ def streamapi_live_sessions(context: dg.AssetExecutionContext, streamapi: Stream
     client = streamapi.client()
     with api_errors(context):
         frame = frame_of(client.live_sessions(), LIVE_SESSIONS, poll_time=poll_time)
-    warehouse.replace(LIVE_SESSIONS, frame, window)
+        warehouse.replace(LIVE_SESSIONS, frame, window)
     return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
 
 

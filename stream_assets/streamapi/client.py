@@ -17,7 +17,8 @@ from defusedxml import DefusedXmlException
 from pydantic import BaseModel, ValidationError
 
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
-from stream_assets.core.http import HttpApi, build_session
+from stream_assets.core.http import HttpApi, error_message
+from stream_assets.core.secrets import register_signature
 from stream_assets.core.state import RequestIds
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamapi import models
@@ -50,14 +51,14 @@ class StreamApiClient(HttpApi):
 
     def __init__(self, key: str, secret: str, base_url: str = DEFAULT_BASE_URL, *,
                  request_ids: RequestIds | None = None, **kwargs: Any) -> None:
-        # Only connection failures are retried by urllib3 (the request never arrived). A request that
-        # did arrive must not be replayed with the same rid; re-signing is handled in `call`.
-        kwargs.setdefault("session", build_session(retry_statuses=(), read_retries=0))
+        # A request that arrived must not be replayed with the same rid: every retry (transport failure,
+        # 5xx, 429) takes a fresh rid and signature, see `_send_signed`.
         super().__init__(base_url, **kwargs)
         if not key or not secret:
             raise ApiRequestError(self.api_name, "configuration", "an API key and a secret key are required")
         self.key = key
         self._secret = secret
+        self.register_secrets(key, secret)
         self.request_ids = request_ids or RequestIds(key)
 
     def __repr__(self) -> str:
@@ -116,16 +117,19 @@ class StreamApiClient(HttpApi):
         raise AssertionError("unreachable")
 
     def _send_signed(self, spec: Call, params: dict[str, str]) -> ElementTree.Element:
-        with self.request_ids.issue() as rid:
-            signed = {**params, "key": self.key}
-            signed.update(rid=str(rid), sig=sign(signed, self._secret, rid))
-            url = f"{self.base_url}/{spec.path}"
-            if spec.method == "POST":
-                response = self.send("POST", spec.path, url, data=signed)
-            else:
-                response = self.send("GET", spec.path, url, params=signed)
+        url = f"{self.base_url}/{spec.path}"
+
+        def attempt(deadline: float):
+            with self.request_ids.issue() as rid:
+                signed = {**params, "key": self.key}
+                signed.update(rid=str(rid), sig=sign(signed, self._secret, rid))
+                register_signature(signed["sig"])
+                body = {"data": signed} if spec.method == "POST" else {"params": signed}
+                return self.send_once(spec.method, spec.path, url, deadline, **body)
+
+        response = self.retrying(spec.path, attempt)
         if response.status_code != 200:
-            raise ApiResponseError(self.api_name, spec.path, response.reason or "HTTP error", status=response.status_code)
+            raise ApiResponseError(self.api_name, spec.path, error_message(response), status=response.status_code)
         root = self._parse_xml(spec.path, response.content)
         code_text = (root.findtext(".//code") or "").strip()
         if not code_text.lstrip("-").isdigit():
@@ -140,7 +144,8 @@ class StreamApiClient(HttpApi):
         except DefusedXmlException as exc:
             raise ApiPayloadError(self.api_name, endpoint, f"unsafe XML refused ({type(exc).__name__})") from None
         except ElementTree.ParseError as exc:
-            raise ApiPayloadError(self.api_name, endpoint, f"not well-formed XML ({exc}): {content[:60]!r}") from None
+            excerpt = content[:60].decode("utf-8", errors="replace")
+            raise ApiPayloadError(self.api_name, endpoint, f"not well-formed XML ({exc}): {excerpt!r}") from None
 
     def _one(self, model: type[Model], root: ElementTree.Element) -> Model:
         fields = {child.tag: (child.text or "").strip() for child in root if child.tag not in ("code", "msg")}

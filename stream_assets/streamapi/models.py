@@ -10,16 +10,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
+from typing import ClassVar
+
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from stream_assets.core.windows import from_epoch_ms
+from stream_assets.core.validation import LenientFields, epoch_ms_to_timestamp, finite_number, whole_number
 
 
 def _from_epoch_ms(value: object) -> object:
-    if isinstance(value, str) and value.strip().isdigit():
-        return from_epoch_ms(int(value))
-    if isinstance(value, int):
-        return from_epoch_ms(value)
+    """Epoch ms (text or int) -> aware UTC datetime; outside 1970..2200 is a validation error."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return epoch_ms_to_timestamp(value).to_pydatetime()
     return value
 
 
@@ -66,14 +69,19 @@ class LiveSessionInfo(Reply):
     channel_id: str | None = None
 
 
-class VideoRecording(Reply):
+class VideoRecording(Reply, LenientFields):
+    """``duration`` (seconds) and ``size`` (bytes) have an assumed format: unreadable values become None
+    and are counted (``fields_not_understood``); negative ones are refused by the warehouse."""
+
+    lenient: ClassVar = {"duration": finite_number, "size": whole_number}
+
     id: str
     public_hostid: str
     channel_id: str | None = None
     creation_date: EpochMs
-    duration: float  # seconds
+    duration: float | None = None  # seconds
     filename: str | None = None
-    size: int  # bytes
+    size: int | None = None  # bytes
     url: str | None = None
     embed_code: str | None = None
 

@@ -3,15 +3,26 @@
 import datetime as dt
 import hashlib
 import json
-import os
 
 import dagster as dg
 
-from stream_assets.core.errors import ApiError
+from stream_assets.core import config
+from stream_assets.core.errors import ApiError, SettingError
 from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT, streamapi_live_sessions
 from stream_assets.streamapi.resources import StreamApiResource
 
-POLL_SECONDS = int(os.environ.get("STREAMAPI_LIVE_POLL_SECONDS") or 60)
+DEFAULT_POLL_SECONDS = 60
+
+
+def poll_seconds() -> int:
+    """STREAMAPI_LIVE_POLL_SECONDS, checked (SettingError names the variable)."""
+    return int(config.env_number("STREAMAPI_LIVE_POLL_SECONDS", DEFAULT_POLL_SECONDS, integer=True))
+
+
+try:
+    POLL_SECONDS = poll_seconds()
+except SettingError:  # a bad value must not stop the code location from loading: the sensor reports it
+    POLL_SECONDS = DEFAULT_POLL_SECONDS
 
 live_sessions_job = dg.define_asset_job("streamapi_live_sessions_job", selection=[streamapi_live_sessions.key])
 
@@ -26,6 +37,7 @@ def live_set_fingerprint(sessions: list) -> str:
            default_status=dg.DefaultSensorStatus.STOPPED,
            description="Polls session/live/list; requests a live_sessions snapshot only when the live set changed.")
 def streamapi_live_sessions_sensor(context: dg.SensorEvaluationContext, streamapi: StreamApiResource):
+    poll_seconds()  # a bad STREAMAPI_LIVE_POLL_SECONDS fails each tick, naming the variable
     try:
         sessions = streamapi.client().live_sessions()
     except ApiError as error:

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import api_errors, daily_partitions, partition_window, ranged_backfill_policy, table_metadata
+from stream_assets.core.validation import count_not_understood
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.streamone.resources import StreamOneResource
 
@@ -16,17 +17,19 @@ ITEMS = Table(SCHEMA, "items", (
     ("id", "VARCHAR"), ("title", "VARCHAR"), ("type", "VARCHAR"), ("description", "VARCHAR"), ("duration", "DOUBLE"),
     ("datecreated", "TIMESTAMP"), ("dateaired", "TIMESTAMP"), ("views", "BIGINT"), ("account_id", "VARCHAR"),
     ("account_name", "VARCHAR"),
-), "datecreated")
+), "datecreated", key=("id",), non_negative=("duration", "views"))
 LIVESTREAMS = Table(SCHEMA, "livestreams", (
     ("id", "VARCHAR"), ("title", "VARCHAR"), ("description", "VARCHAR"), ("type", "VARCHAR"), ("account_id", "VARCHAR"),
     ("account_name", "VARCHAR"), ("first_seen", "TIMESTAMP"), ("last_seen", "TIMESTAMP"),
-))
-ITEM_VIEWS = Table(SCHEMA, "item_views_daily", (("day", "DATE"), ("item_id", "VARCHAR"), ("views", "BIGINT")), "day")
+), key=("id", "first_seen"))
+ITEM_VIEWS = Table(SCHEMA, "item_views_daily", (("day", "DATE"), ("item_id", "VARCHAR"), ("views", "BIGINT")), "day",
+                   key=("day", "item_id"), non_negative=("views",))
 ITEMS_KEY = dg.AssetKey([SCHEMA, "items"])
 
 
 def _items_check(frame: pd.DataFrame, start: dt.datetime, end: dt.datetime) -> dg.AssetCheckResult:
-    bad_duration = frame[~(frame.duration > 0)]
+    duration = pd.to_numeric(frame.duration)
+    bad_duration = frame[duration.notna() & ~(duration > 0)]  # unreadable ones are counted in fields_not_understood
     created = pd.to_datetime(frame.datecreated, utc=True)
     outside = frame[(created < start) | (created >= end)]
     return dg.AssetCheckResult(
@@ -52,10 +55,16 @@ def streamone_items(context: dg.AssetExecutionContext, streamone: StreamOneResou
     client = streamone.client()
     with api_errors(context):
         items = client.items_created_in(window.start, window.end, progress=context.log.info)
-    frame = pd.DataFrame([item.row() for item in items], columns=ITEMS.column_names)
-    check = _items_check(frame, window.start, window.end)
-    warehouse.replace(ITEMS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made), check_results=[check])
+        frame = pd.DataFrame([item.row() for item in items], columns=ITEMS.column_names)
+        check = _items_check(frame, window.start, window.end)
+        warehouse.replace(ITEMS, frame, window)
+    not_understood = count_not_understood(items)
+    if not_understood:
+        context.log.warning(f"item/view: values in an unexpected format stored as NULL: {not_understood}")
+    return dg.MaterializeResult(
+        metadata=table_metadata(frame, window, requests=client.requests_made,
+                                fields_not_understood=dg.MetadataValue.json(not_understood)),
+        check_results=[check])
 
 
 @dg.asset(key=[SCHEMA, "livestreams"], group_name=GROUP, kinds={"duckdb", "python"},
@@ -65,8 +74,9 @@ def streamone_livestreams(context: dg.AssetExecutionContext, streamone: StreamOn
                           warehouse: Warehouse) -> dg.MaterializeResult:
     client = streamone.client()
     with api_errors(context):
-        frame = pd.DataFrame([stream.row() for stream in client.livestreams()])
-    counts = warehouse.record_history(LIVESTREAMS, frame, ["id"], dt.datetime.now(dt.timezone.utc))
+        frame = pd.DataFrame([stream.row() for stream in client.livestreams()],
+                             columns=[c for c in LIVESTREAMS.column_names if c not in ("first_seen", "last_seen")])
+        counts = warehouse.record_history(LIVESTREAMS, frame, ["id"], dt.datetime.now(dt.timezone.utc))
     return dg.MaterializeResult(metadata=table_metadata(frame, None, requests=client.requests_made, **counts))
 
 
@@ -89,7 +99,7 @@ def streamone_item_views_daily(context: dg.AssetExecutionContext, streamone: Str
     with api_errors(context):
         frame = pd.DataFrame([{"day": today, "item_id": item.id, "views": item.views} for item in client.items()],
                              columns=ITEM_VIEWS.column_names)
-    warehouse.replace(ITEM_VIEWS, frame, window)
+        warehouse.replace(ITEM_VIEWS, frame, window)
     return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
 
 

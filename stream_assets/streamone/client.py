@@ -19,14 +19,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ValidationError
 
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
-from stream_assets.core.http import HttpApi, build_session
+from stream_assets.core.http import HttpApi, error_message
 from stream_assets.core.paging import Page, offset_pages
+from stream_assets.core.secrets import register_signature
 from stream_assets.streamone import models
 from stream_assets.streamone.statuses import RATE_LIMITED, STATUS_NAMES, TIMESTAMP_OUT_OF_RANGE
 
 DEFAULT_BASE_URL = "https://api.streamonecloud.net"
 PAGE_SIZE = 100  # the largest `limit` the emulator accepts (the documentation states none)
 RATE_LIMIT_BACKOFF = (5.0, 15.0, 45.0)  # seconds before each retry after status 8
+# Newest-first reading stops only after this many consecutive items older than the window: one item
+# created out of order (an import, a clock fix) must not end the read before the window's items.
+EARLY_STOP_MARGIN = PAGE_SIZE
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -51,9 +55,9 @@ def sign(key: str, path: str, query: str, body: str) -> str:
 class StreamOneError(ApiResponseError):
     """An envelope whose ``header.status`` is not 0: carries the status, its name and the message."""
 
-    def __init__(self, endpoint: str, status: int, message: str) -> None:
+    def __init__(self, endpoint: str, status: int, message: str, http_status: int | None = None) -> None:
         self.status_name = STATUS_NAMES.get(status, "UNDOCUMENTED_STATUS")
-        super().__init__("StreamOne", endpoint, f"{self.status_name}: {message}", code=status)
+        super().__init__("StreamOne", endpoint, f"{self.status_name}: {message}", code=status, status=http_status)
 
 
 class StreamOneClient(HttpApi):
@@ -75,8 +79,7 @@ class StreamOneClient(HttpApi):
         sleep: Callable[[float], None] = time.sleep,
         **kwargs: Any,
     ) -> None:
-        # Signed requests carry a timestamp: urllib3 only retries failures to connect; status 2 re-signs.
-        kwargs.setdefault("session", build_session(retry_statuses=(), read_retries=0))
+        # Signed requests carry a timestamp: every retry (transport failure, 5xx, 429) is signed afresh.
         super().__init__(base_url, **kwargs)
         if auth_type not in ("user", "application"):
             raise ApiRequestError(self.api_name, "configuration", f"authentication type must be user or application, not {auth_type!r}")
@@ -88,6 +91,7 @@ class StreamOneClient(HttpApi):
             raise ApiRequestError(self.api_name, "configuration", "sessions are for applications acting for a user")
         self.auth_type, self.actor_id = auth_type, actor_id
         self._key = psk + (session_key or "")
+        self.register_secrets(psk, session_key, self._key)
         self.session_id, self.account, self.customer, self.timezone = session_id, account, customer, timezone
         self.clock, self.sleep = clock, sleep
 
@@ -131,10 +135,23 @@ class StreamOneClient(HttpApi):
 
     def _send(self, endpoint: str, arguments: Mapping[str, Any]) -> models.Envelope:
         path = f"/api/{endpoint}"
-        query, body = encode(self.parameters()), encode(arguments)
-        url = f"{self.base_url}{path}?{query}&signature={sign(self._key, path, query, body)}"
-        response = self.send("POST", endpoint, url, data=body,
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        body = encode(arguments)
+
+        def attempt(deadline: float):
+            # Signed afresh for each attempt: the timestamp must be current and a signature never replayed.
+            query = encode(self.parameters())
+            signature = sign(self._key, path, query, body)
+            register_signature(signature)
+            return self.send_once("POST", endpoint, f"{self.base_url}{path}?{query}&signature={signature}", deadline,
+                                  data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+        response = self.retrying(endpoint, attempt)
+        if response.status_code != 200:
+            envelope = self._envelope_or_none(response)
+            if envelope is not None and envelope.header.status != 0:
+                raise StreamOneError(endpoint, envelope.header.status, envelope.header.statusmessage,
+                                     http_status=response.status_code)
+            raise ApiResponseError(self.api_name, endpoint, error_message(response), status=response.status_code)
         payload = self.decode_json(endpoint, response)
         try:
             envelope = models.Envelope.model_validate(payload)
@@ -143,6 +160,12 @@ class StreamOneClient(HttpApi):
         if envelope.header.status != 0:
             raise StreamOneError(endpoint, envelope.header.status, envelope.header.statusmessage)
         return envelope
+
+    def _envelope_or_none(self, response) -> models.Envelope | None:
+        try:
+            return models.Envelope.model_validate(self.decode_json("error", response))
+        except (ApiPayloadError, ValidationError):
+            return None
 
     # --- views ---------------------------------------------------------------------------------
     def view(self, command: str, model: type[Model], arguments: Mapping[str, Any] | None = None,
@@ -165,7 +188,7 @@ class StreamOneClient(HttpApi):
             except ValidationError as exc:
                 raise invalid_payload(self.api_name, endpoint, model.__name__, exc) from None
 
-        for page in offset_pages(fetch, page_size):
+        for page in offset_pages(fetch, page_size, api=self.api_name, endpoint=endpoint):
             yield from page.rows
 
     def _zone(self, endpoint: str, name: str | None) -> ZoneInfo:
@@ -183,17 +206,23 @@ class StreamOneClient(HttpApi):
         return list(self.view("livestream", models.LiveStream, arguments))
 
     def items_created_in(self, start: dt.datetime, end: dt.datetime,
-                         progress: Callable[[str], None] | None = None) -> list[models.Item]:
-        """Items created in ``[start, end)``: read newest first and stop at the first item older than ``start``.
+                         progress: Callable[[str], None] | None = None,
+                         margin: int = EARLY_STOP_MARGIN) -> list[models.Item]:
+        """Items created in ``[start, end)``: read newest first and stop once ``margin`` consecutive items
+        are older than ``start`` (a safety margin against items listed out of order).
 
         The API has no date filter, so the cost grows with how far back the window lies: every item
         newer than ``end`` is read too (PAGE_SIZE items per request).
         """
-        found, read = [], 0
+        found, read, older_in_a_row = [], 0, 0
         for item in self.items():
             read += 1
             if item.datecreated < start:
-                break
+                older_in_a_row += 1
+                if older_in_a_row >= margin:
+                    break
+                continue
+            older_in_a_row = 0
             if item.datecreated < end:
                 found.append(item)
             if progress and read % (PAGE_SIZE * 10) == 0:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationInfo, field_validator
+
+from stream_assets.core.validation import LenientFields
 
 _DATETIME = "%Y-%m-%d %H:%M:%S"
 _DURATION = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)(?:\.(\d{1,3}))?$")
@@ -45,11 +47,16 @@ def local_to_utc(value: Any, info: ValidationInfo) -> Any:
         raise ValueError("expected 'YYYY-MM-DD HH:MM:SS'")
     zone: ZoneInfo = (info.context or {}).get("tz") or ZoneInfo("UTC")
     local = dt.datetime.strptime(value, _DATETIME)
-    return local.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+    try:
+        return local.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{value!r} cannot be expressed in UTC") from None
 
 
-def duration_seconds(value: str) -> float:
+def duration_seconds(value: Any) -> float:
     """``HH:MM:SS.mmm`` (the emulator's documented assumption) -> seconds."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration 'HH:MM:SS.mmm', got {type(value).__name__}")
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"expected a duration 'HH:MM:SS.mmm', got {value!r}")
@@ -67,14 +74,18 @@ class Account(BaseModel):
         return {"account_id": account.id if account else None, "account_name": account.name if account else None}
 
 
-class Item(BaseModel):
+class Item(LenientFields):
+    """``duration`` arrives as ``HH:MM:SS.mmm`` (an assumption: the documentation shows no example); any
+    other form becomes None and is counted in ``fields_not_understood``."""
+
     model_config = ConfigDict(extra="ignore")
+    lenient: ClassVar = {"duration": duration_seconds}
 
     id: str
     title: str
     type: str | None = None
     description: str | None = None
-    duration: str
+    duration: float | None = None  # seconds
     datecreated: dt.datetime
     dateaired: dt.datetime | None = None
     views: StrictInt
@@ -83,14 +94,8 @@ class Item(BaseModel):
     _to_utc = field_validator("datecreated", "dateaired", mode="before")(local_to_utc)
 
     @property
-    def duration_seconds(self) -> float:
-        return duration_seconds(self.duration)
-
-    @field_validator("duration")
-    @classmethod
-    def _duration_is_parseable(cls, value: str) -> str:
-        duration_seconds(value)
-        return value
+    def duration_seconds(self) -> float | None:
+        return self.duration
 
     def row(self) -> dict[str, Any]:
         return {

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 from pydantic import Field
 
+from stream_assets.core import config
+from stream_assets.core.errors import SettingError
 from stream_assets.streamone.client import DEFAULT_BASE_URL, StreamOneClient
 
 
@@ -25,10 +28,17 @@ class StreamOneResource(dg.ConfigurableResource):
     timezone: str | None = Field(default=None, description="Timezone asked for; answers are converted to UTC anyway")
 
     def client(self) -> StreamOneClient:
+        """A client; a setting of the wrong form raises SettingError naming its variable."""
         env = os.environ.get
+        auth_type = self.auth_type or config.env_choice("STREAMONE_AUTH_TYPE", ("user", "application"), "application")
+        timezone = self.timezone or env("STREAMONE_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingError("STREAMONE_TIMEZONE", "an IANA timezone name such as UTC or Europe/Amsterdam", timezone) from None
         return StreamOneClient(
-            self.actor_id, self.psk, self.base_url or env("STREAMONE_BASE_URL") or DEFAULT_BASE_URL,
-            auth_type=self.auth_type or env("STREAMONE_AUTH_TYPE") or "application",
+            self.actor_id, self.psk, config.base_url("STREAMONE_BASE_URL", self.base_url, DEFAULT_BASE_URL),
+            auth_type=auth_type,
             account=self.account or env("STREAMONE_ACCOUNT") or None,
-            timezone=self.timezone or env("STREAMONE_TIMEZONE") or "UTC",
+            timezone=timezone,
         )

@@ -67,7 +67,7 @@ def build_endpoint_asset(endpoint: Endpoint) -> dg.AssetsDefinition:
         with api_errors(context):
             frame = client.fetch_frame(endpoint, window, progress=context.log.info,
                                        content_type=streamroot.content_type)
-        written = warehouse.replace(endpoint.table, frame, window)
+            written = warehouse.replace(endpoint.table, frame, window)
         context.log.info(f"{SCHEMA}.{endpoint.name}: replaced window {window} with {written} rows "
                          f"({client.requests_made} requests)")
         return dg.MaterializeResult(
@@ -92,6 +92,7 @@ KPI_TABLE = Table(
     (("sr_key", "VARCHAR"), ("day", "DATE"), ("buffering_rate", "DOUBLE"), ("p2p_offload", "DOUBLE"),
      ("peak_audience", "DOUBLE"), ("audience_95th", "DOUBLE")),
     "day",
+    key=("sr_key", "day"),
 )
 KPI_SQL = """
 SELECT a.sr_key, a.day,

@@ -71,6 +71,7 @@ class StreamrootClient(HttpApi):
             raise ApiRequestError(self.api_name, "configuration", "an API key and a customer id are required")
         self._api_key = api_key
         self.customer_id = customer_id
+        self.register_secrets(api_key)
 
     def __repr__(self) -> str:  # never show the key
         return f"StreamrootClient(customer_id={self.customer_id!r}, base_url={self.base_url!r})"

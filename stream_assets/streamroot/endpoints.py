@@ -29,8 +29,12 @@ class Endpoint:
 
     @property
     def table(self) -> Table:
+        """Keyed by Streamroot key and time (plus the name for the listings); every figure is non-negative."""
         time_column = ("ts", "TIMESTAMP") if self.is_timeseries else ("day", "DATE")
-        return Table(SCHEMA, self.name, (("sr_key", "VARCHAR"), time_column, *self.columns), time_column[0])
+        names = tuple(c for c, kind in self.columns if kind == "VARCHAR")
+        figures = tuple(c for c, kind in self.columns if kind == "DOUBLE")
+        return Table(SCHEMA, self.name, (("sr_key", "VARCHAR"), time_column, *self.columns), time_column[0],
+                     key=("sr_key", time_column[0], *names), non_negative=figures)
 
 
 def _endpoint(name: str, path: str, model: type[BaseModel], columns: str, description: str) -> Endpoint:

@@ -12,9 +12,14 @@ from typing import Annotated, Any, Iterator
 import numpy as np
 import pandas as pd
 from annotated_types import Len
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from stream_assets.core.validation import EARLIEST, LATEST, MAX_KEY_CHARS
 
 Point = Annotated[list[float], Len(2, 2)]  # [interval start in epoch ms, value]
+# Keys and listed names are short identifiers; a 10 MB one is refused here, before any row is built.
+Name = Annotated[str, StringConstraints(max_length=MAX_KEY_CHARS)]
+_EARLIEST_MS, _LATEST_MS = EARLIEST.value // 10**6, LATEST.value // 10**6
 
 
 class KeyedAnswer(BaseModel):
@@ -22,7 +27,7 @@ class KeyedAnswer(BaseModel):
 
     model_config = ConfigDict(strict=True, populate_by_name=True, extra="ignore")
 
-    sr_key: str = Field(validation_alias=AliasChoices("srKey", "SrKey"))
+    sr_key: Name = Field(validation_alias=AliasChoices("srKey", "SrKey"))
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Warehouse rows (column -> value), without the partition's day, which the asset adds."""
@@ -69,19 +74,44 @@ class _Listing(KeyedAnswer):
 
 
 class Platforms(_Listing):
-    platforms: list[str]
+    platforms: list[Name]
     _list_field = "platforms"
     _column = "platform"
 
 
 class Streams(_Listing):
-    streams: list[str]
+    streams: list[Name]
     _list_field = "streams"
     _column = "stream"
 
 
 class _Timeseries(KeyedAnswer):
     """Several series of ``[ts_ms, value]`` points; one row per timestamp, a column per series."""
+
+    @model_validator(mode="after")
+    def _points_are_sane(self) -> "_Timeseries":
+        """Timestamps finite, whole and within 1970..2200; values finite; a timestamp repeated within a
+        series only as an identical copy (dropped), never with two values."""
+        for name in self._series_names():
+            points = np.asarray(getattr(self, name), dtype=np.float64).reshape(-1, 2)
+            stamps, values = points[:, 0], points[:, 1]
+            bad = ~np.isfinite(stamps) | (stamps < _EARLIEST_MS) | (stamps >= _LATEST_MS) | (stamps != np.floor(stamps))
+            if bad.any():
+                raise ValueError(f"{name}: timestamp {stamps[bad][0]!r} is not epoch milliseconds within "
+                                 f"{EARLIEST.date()}..{LATEST.date()}")
+            if not np.isfinite(values).all():
+                raise ValueError(f"{name}: value {values[~np.isfinite(values)][0]!r} is not finite")
+            unique_stamps = np.unique(stamps)
+            if len(unique_stamps) != len(stamps):
+                unique_points = np.unique(points, axis=0)
+                if len(unique_points) != len(unique_stamps):
+                    raise ValueError(f"{name}: a timestamp appears twice with different values")
+                object.__setattr__(self, name, unique_points.tolist())
+        return self
+
+    @classmethod
+    def _series_names(cls) -> list[str]:
+        return [name for name in cls.model_fields if name != "sr_key"]
 
     def rows(self) -> Iterator[dict[str, Any]]:
         yield from self.frame().to_dict("records")
@@ -92,13 +122,14 @@ class _Timeseries(KeyedAnswer):
         Built from arrays rather than row by row: a month of 5-minute points is ~9,000 rows per series.
         """
         series = []
-        for name in type(self).model_fields:
-            if name == "sr_key":
-                continue
+        for name in self._series_names():
             points = np.asarray(getattr(self, name), dtype=np.float64).reshape(-1, 2)
             series.append(pd.Series(points[:, 1], index=pd.Index(points[:, 0].astype(np.int64), name="ts_ms"), name=name))
         frame = pd.concat(series, axis=1).sort_index().reset_index()
-        frame.insert(0, "sr_key", self.sr_key)
+        # One reference to the key per row (an object array), not one copy per row: inserting the scalar
+        # copied it into every row, and a 10 MB key became gigabytes.
+        # (np.full would too: it goes through a fixed-width unicode array and makes a str per row.)
+        frame.insert(0, "sr_key", pd.Series([self.sr_key] * len(frame), dtype=object))
         return frame
 
 

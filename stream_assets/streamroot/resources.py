@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
+from stream_assets.core import config
 from stream_assets.streamroot.client import DEFAULT_BASE_URL, StreamrootClient
 
 
@@ -21,5 +20,5 @@ class StreamrootResource(dg.ConfigurableResource):
     content_type: str = Field(default="all", description="contentType filter sent with every request")
 
     def client(self) -> StreamrootClient:
-        base_url = self.base_url or os.environ.get("STREAMROOT_BASE_URL") or DEFAULT_BASE_URL
+        base_url = config.base_url("STREAMROOT_BASE_URL", self.base_url, DEFAULT_BASE_URL)
         return StreamrootClient(self.api_key, self.customer_id, base_url)

@@ -1,10 +1,15 @@
 import datetime as dt
+import os
+import time
 
 import duckdb
 import pandas as pd
 import pytest
+from filelock import FileLock
 
-from stream_assets.core.warehouse import Table, Warehouse
+from stream_assets.core.errors import DuplicateKeyError, InvalidValueError, LockTimeoutError, WarehouseError
+from stream_assets.core.state import RequestIds, SharedState
+from stream_assets.core.warehouse import Table, Warehouse, write_replacing
 from stream_assets.core.windows import TimeWindow
 from stream_assets_tests.conftest import run_processes
 
@@ -41,8 +46,10 @@ def test_failed_insert_rolls_back_the_delete(warehouse):
     warehouse.replace(SERIES, _series("2026-03-01", 1.0), window)
     broken = _series("2026-03-01", 1.0).astype({"value": object})
     broken.loc[1, "value"] = "not a number"
-    with pytest.raises(duckdb.ConversionException):
-        warehouse.replace(SERIES, broken, window)
+    with pytest.raises(InvalidValueError, match="field value: 'not a number' is not a number"):
+        warehouse.replace(SERIES, broken, window)  # refused before writing
+    with warehouse.get_connection() as conn, pytest.raises(duckdb.ConversionException):
+        write_replacing(conn, SERIES, broken, window)  # the transaction itself rolls back, too
     assert warehouse.query("SELECT count(*) AS n FROM test.series").n.item() == 4
 
 
@@ -84,3 +91,92 @@ def test_history_keeps_one_row_per_version(warehouse):
     assert rows.values.tolist() == [["a", "A", 1, 3], ["b", "B", 1, 1], ["b", "B2", 2, 2], ["b", "B", 3, 3]]
     warehouse.record_history(HISTORY, pd.DataFrame({"id": ["a", "b"], "title": ["A", "B"]}), ["id"], t3)  # same poll again
     assert len(warehouse.query("SELECT * FROM test.history")) == 4
+
+
+# --- keys, values, paths and locks -----------------------------------------------------------------
+KEYED = Table("test", "keyed", (("id", "VARCHAR"), ("ts", "TIMESTAMP"), ("views", "BIGINT"), ("ratio", "DOUBLE")),
+              "ts", key=("id",), non_negative=("views",))
+DAY_1 = TimeWindow.for_days("2026-03-01")
+
+
+def _keyed(**columns) -> pd.DataFrame:
+    base = {"id": ["a", "b"], "ts": [pd.Timestamp("2026-03-01 01:00", tz="UTC")] * 2, "views": [1, 2], "ratio": [0.5, 0.25]}
+    return pd.DataFrame({**base, **columns})
+
+
+def test_identical_duplicates_collapse_and_conflicting_ones_are_refused(warehouse):
+    assert warehouse.replace(KEYED, pd.concat([_keyed(), _keyed()]), DAY_1) == 2
+    with pytest.raises(DuplicateKeyError, match="share a key with different values.*id='a'.*differing: views") as caught:
+        warehouse.replace(KEYED, pd.concat([_keyed(), _keyed(views=[5, 2])]), DAY_1)
+    assert (caught.value.api, caught.value.endpoint, caught.value.field) == ("test", "keyed", "id")
+    assert warehouse.query("SELECT id, views FROM test.keyed ORDER BY id").values.tolist() == [["a", 1], ["b", 2]]
+
+
+@pytest.mark.parametrize(("columns", "field", "message"), [
+    ({"ratio": [float("nan"), 0.1]}, None, None),  # NaN in a non-key DOUBLE is a missing value (JSON cannot carry NaN)
+    ({"ratio": [float("inf"), 0.1]}, "ratio", "not a finite number"),
+    ({"views": [-1, 2]}, "views", "is negative"),
+    ({"views": [2**64, 2]}, "views", "overflows its BIGINT column"),
+    ({"ts": [pd.Timestamp("2262-01-01", tz="UTC")] * 2}, "ts", "outside 1970-01-01..2200-01-01"),
+    ({"id": ["k" * 1001, "b"]}, "id", "1,001 characters exceeds the 1,000-character limit"),
+])
+def test_values_the_warehouse_may_not_hold_are_refused_naming_the_field(warehouse, columns, field, message):
+    if field is None:
+        assert warehouse.replace(KEYED, _keyed(**columns), DAY_1) == 2
+        return
+    with pytest.raises(InvalidValueError, match=message) as caught:
+        warehouse.replace(KEYED, _keyed(**columns), DAY_1)
+    assert caught.value.field == field
+
+
+def test_history_never_stores_two_identical_versions_from_one_answer(warehouse):
+    seen = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    counts = warehouse.record_history(HISTORY, pd.DataFrame({"id": ["a", "a"], "title": ["A", "A"]}), ["id"], seen)
+    assert counts == {"versions_extended": 0, "versions_inserted": 1}
+    with pytest.raises(DuplicateKeyError):
+        warehouse.record_history(HISTORY, pd.DataFrame({"id": ["a", "a"], "title": ["A", "B"]}), ["id"], seen)
+
+
+def test_the_lock_file_lives_beside_the_database(tmp_path):
+    warehouse = Warehouse(database=str(tmp_path / "sub" / "w.duckdb"))
+    assert warehouse.lock_path == tmp_path / "sub" / "w.duckdb.lock"
+    warehouse.replace(SNAPSHOT_T, pd.DataFrame({"id": [1]}))
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir() if p.suffix == ".lock") == ["w.duckdb.lock"]
+
+
+SNAPSHOT_T = Table("test", "snap", (("id", "BIGINT"),))
+
+
+def test_a_directory_or_an_unwritable_path_fails_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAM_ASSETS_DUCKDB_PATH", str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(WarehouseError, match="is a directory; STREAM_ASSETS_DUCKDB_PATH"):
+        Warehouse().replace(SNAPSHOT_T, pd.DataFrame({"id": [1]}))
+    assert not (tmp_path.parent / f"{tmp_path.name}.lock").exists()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(WarehouseError, match="no permission"):
+            Warehouse(database=str(locked / "w.duckdb")).replace(SNAPSHOT_T, pd.DataFrame({"id": [1]}))
+    finally:
+        locked.chmod(0o700)
+    assert time.monotonic() - started < 5
+
+
+def test_waiting_for_the_warehouse_lock_ends_with_a_typed_error(tmp_path):
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"), lock_timeout_seconds=0.3)
+    with FileLock(str(warehouse.lock_path)):
+        with pytest.raises(LockTimeoutError, match="the warehouse write lock .*w.duckdb.lock after 0 s"):
+            warehouse.replace(SNAPSHOT_T, pd.DataFrame({"id": [1]}))
+
+
+def test_waiting_for_the_rid_lock_ends_with_a_typed_error(tmp_path):
+    state = SharedState(tmp_path / "state.sqlite", timeout=0.1)
+    ids = RequestIds("some-key", state)
+    with FileLock(ids._lock.lock_file):
+        with pytest.raises(LockTimeoutError, match="StreamAPI request-id lock"):
+            with ids.issue():
+                pass

@@ -9,7 +9,8 @@ import requests
 
 from stream_assets.core.emulator import Reply
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError
-from stream_assets.streamone.client import StreamOneClient, StreamOneError, encode, sign
+from stream_assets.core.errors import IncompleteAnswerError
+from stream_assets.streamone.client import EARLY_STOP_MARGIN, StreamOneClient, StreamOneError, encode, sign
 from stream_assets.streamone.models import Item
 from stream_assets_tests.conftest import STREAMONE_APP, STREAMONE_APP_PSK
 
@@ -80,9 +81,11 @@ def test_view_pages_until_count_rows_are_read(streamone):
     assert sorted(i.id for i in items) == sorted(i["id"] for i in expected)
 
 
-def test_view_stops_when_rows_run_out_before_count(streamone):
+def test_view_refuses_rows_running_out_before_the_count(streamone):
     streamone.fail_next(Reply.json({"header": {"status": 0, "statusmessage": "OK", "count": 500}, "body": []}))
-    assert list(client_for(streamone).view("item", Item)) == []
+    with pytest.raises(IncompleteAnswerError, match="reported 500 rows but served only 0") as caught:
+        list(client_for(streamone).view("item", Item))
+    assert (caught.value.api, caught.value.endpoint) == ("StreamOne", "item/view")
 
 
 def test_filters_and_ordering(streamone):
@@ -105,7 +108,8 @@ def test_items_created_in_stops_at_the_first_older_item(streamone):
     expected = [i for i in streamone.items() if start <= i["datecreated"] < end]
     assert sorted(i.id for i in found) == sorted(i["id"] for i in expected)
     newer = sum(i["datecreated"] >= start for i in streamone.items())
-    assert client.requests_made == newer // 100 + 1  # pages up to and including the first older item
+    # pages up to and including the EARLY_STOP_MARGIN-th older item in a row
+    assert client.requests_made == -(-(newer + EARLY_STOP_MARGIN) // 100)
 
 
 def _ambiguous_in(zone, moment):
@@ -212,7 +216,7 @@ def test_repeated_failed_authentication_rate_limits_then_backs_off(streamone):
         ({"body": []}, "header"),
         ({"header": {"status": 0, "statusmessage": "OK"}, "body": {"not": "a list"}}, "count|not a list"),
         ({"header": {"status": 0, "statusmessage": "OK", "count": 1},
-          "body": [{"id": "x", "title": "t", "duration": "long", "datecreated": "2026-01-01 00:00:00", "views": 1}]}, "duration"),
+          "body": [{"id": "x", "title": "t", "duration": "1:00", "datecreated": "yesterday", "views": 1}]}, "datecreated"),
     ],
 )
 def test_malformed_envelopes_are_payload_errors(streamone, payload, message):
@@ -227,3 +231,11 @@ def test_configuration_errors_and_no_secret_in_repr():
     with pytest.raises(ApiRequestError, match="not both"):
         StreamOneClient("a", "b", account="x", customer="y")
     assert "b-secret" not in repr(StreamOneClient("a", "b-secret"))
+
+
+def test_a_duration_in_an_unexpected_format_becomes_null_and_is_counted(streamone):
+    body = [{"id": "x", "title": "t", "duration": "long", "datecreated": "2026-01-01 00:00:00", "views": 1},
+            {"id": "y", "title": "u", "duration": "00:01:30.5", "datecreated": "2026-01-01 00:00:00", "views": 2}]
+    streamone.fail_next(Reply.json({"header": {"status": 0, "statusmessage": "OK", "count": 2}, "body": body}))
+    items = list(client_for(streamone).view("item", Item))
+    assert [(i.id, i.duration, i.fields_not_understood) for i in items] == [("x", None, ("duration",)), ("y", 90.5, ())]

@@ -1,0 +1,201 @@
+"""What the warehouse may hold (design.md, "Data the warehouse may hold"), checked once for every API.
+
+- :func:`check_rows` runs on every frame before it is written: key columns present and not NULL;
+  identical duplicates of a key collapse, conflicting ones raise :class:`DuplicateKeyError`; numbers
+  finite and within their column's type; declared non-negative columns (counts, bytes, durations,
+  views) not negative; timestamps within the range a partition can own; text within its length limit.
+  Every refusal is an :class:`InvalidValueError` naming the table and the field.
+- :class:`LenientFields` is the rule for non-key fields whose format is an assumption (StreamOne
+  ``duration``, StreamAPI ``duration``/``size``): a value that does not parse becomes NULL and is
+  counted, and the count goes to the asset's metadata as ``fields_not_understood``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, PrivateAttr, model_validator
+
+from stream_assets.core.errors import DuplicateKeyError, InvalidValueError
+
+# Timestamps a partition can own: well inside what DuckDB TIMESTAMP and pandas (ns, 1677..2262) hold.
+EARLIEST = pd.Timestamp("1970-01-01", tz="UTC")
+LATEST = pd.Timestamp("2200-01-01", tz="UTC")
+MAX_KEY_CHARS = 1_000  # ids, names used as keys
+MAX_TEXT_CHARS = 100_000  # any other text (descriptions, URLs)
+INTEGER_RANGES = {
+    "TINYINT": (-(2**7), 2**7 - 1), "SMALLINT": (-(2**15), 2**15 - 1), "INTEGER": (-(2**31), 2**31 - 1),
+    "BIGINT": (-(2**63), 2**63 - 1), "HUGEINT": (-(2**127), 2**127 - 1),
+}
+FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
+
+
+def epoch_ms_to_timestamp(value: float | int, field: str = "timestamp") -> pd.Timestamp:
+    """Epoch milliseconds as a UTC timestamp; ValueError (naming ``field``) outside 1970..2200 or non-finite."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{field}: {value!r} is not a finite epoch-milliseconds value")
+    if not EARLIEST.value // 10**6 <= value < LATEST.value // 10**6:
+        raise ValueError(f"{field}: {value!r} ms lies outside {EARLIEST.date()}..{LATEST.date()}")
+    return pd.Timestamp(int(value), unit="ms", tz="UTC")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def check_rows(table: Any, frame: pd.DataFrame, *, api: str | None = None, endpoint: str | None = None) -> pd.DataFrame:
+    """``frame`` (already conformed to ``table``) with identical duplicates collapsed, after refusing
+    anything the warehouse may not hold. ``table`` is a :class:`~stream_assets.core.warehouse.Table`."""
+    api = api or table.schema
+    endpoint = endpoint or table.name
+
+    def refuse(field: str, message: str) -> InvalidValueError:
+        return InvalidValueError(api, endpoint, field, message)
+
+    if frame.empty:
+        return frame
+    key = list(table.key or ())
+    for name, kind in table.columns:
+        values = frame[name]
+        kind = kind.upper()
+        if kind in FLOAT_TYPES or kind in INTEGER_RANGES or kind.startswith("DECIMAL"):
+            numbers = pd.to_numeric(values, errors="coerce")
+            not_numbers = values.notna() & numbers.isna()
+            if not_numbers.any():
+                raise refuse(name, f"{_shown(values[not_numbers].iloc[0])} is not a number")
+            floats = numbers.astype("float64")
+            infinite = np.isinf(floats)
+            if infinite.any():
+                raise refuse(name, f"{floats[infinite].iloc[0]} is not a finite number")
+            if kind in INTEGER_RANGES:
+                low, high = INTEGER_RANGES[kind]
+                outside = (floats < low) | (floats > high)
+                if outside.any():
+                    raise refuse(name, f"{_shown(values[outside].iloc[0])} overflows its {kind} column")
+            if name in table.non_negative:
+                negative = floats < 0
+                if negative.any():
+                    raise refuse(name, f"{_shown(values[negative].iloc[0])} is negative (counts, bytes and durations never are)")
+        elif kind == "TIMESTAMP":
+            stamps = pd.to_datetime(values, utc=True, errors="coerce")
+            outside = values.notna() & (stamps.isna() | (stamps < EARLIEST) | (stamps >= LATEST))
+            if outside.any():
+                raise refuse(name, f"{_shown(values[outside].iloc[0])} lies outside {EARLIEST.date()}..{LATEST.date()}")
+        elif kind == "VARCHAR":
+            limit = MAX_KEY_CHARS if name in key else MAX_TEXT_CHARS
+            lengths = values.map(lambda v: len(v) if isinstance(v, str) else 0)
+            too_long = lengths > limit
+            if too_long.any():
+                raise refuse(name, f"a text of {int(lengths[too_long].iloc[0]):,} characters exceeds the "
+                                   f"{limit:,}-character limit")
+    if key:
+        missing = frame[key].isna().any(axis=1)
+        if missing.any():
+            first = frame.loc[missing, key].iloc[0]
+            raise refuse(next(k for k in key if pd.isna(first[k])), "a key column is empty")
+    return drop_identical_duplicates(frame, key, api, endpoint)
+
+
+def drop_identical_duplicates(frame: pd.DataFrame, key: Sequence[str], api: str, endpoint: str) -> pd.DataFrame:
+    """One row per identical copy; a key held by two different rows raises DuplicateKeyError."""
+    if not frame.duplicated(subset=list(key) or None).any():
+        return frame
+    unique = frame.drop_duplicates().reset_index(drop=True)
+    if key:
+        conflicting = unique.duplicated(subset=list(key), keep=False)
+        if conflicting.any():
+            rows = unique[conflicting]
+            first = rows.iloc[0]
+            different = [c for c in unique.columns if c not in key
+                         and rows[(rows[key] == first[key]).all(axis=1)][c].astype(str).nunique() > 1]
+            where = ", ".join(f"{k}={_shown(first[k])}" for k in key)
+            raise DuplicateKeyError(api, endpoint, ",".join(key),
+                                    f"{int(conflicting.sum())} rows share a key with different values "
+                                    f"(first: {where}; differing: {', '.join(different) or '?'})")
+    return unique
+
+
+class NonFiniteValue(ValueError):
+    """A number that is understood but may not be stored (NaN, Infinity, overflow): refused, not NULL."""
+
+
+class LenientFields(BaseModel):
+    """A model whose ``lenient`` fields become None, and are counted, when their value does not parse.
+
+    Subclasses map field names to parsers: ``lenient: ClassVar[dict[str, Callable]] = {"duration": float}``.
+    A parser raising ValueError/TypeError marks the field as not understood; an empty value is just None.
+    A parser raising NonFiniteValue refuses the whole record: non-finite numbers are never stored as NULL.
+    """
+
+    lenient: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    _not_understood: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _parse_leniently(cls, data: Any, handler: Any) -> Any:
+        bad: list[str] = []
+        if isinstance(data, dict) and cls.lenient:
+            data = dict(data)
+            for name, parse in cls.lenient.items():
+                value = data.get(name)
+                if value is None or value == "":
+                    data[name] = None
+                    continue
+                try:
+                    data[name] = parse(value)
+                except NonFiniteValue as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+                except (ValueError, TypeError, OverflowError):
+                    bad.append(name)
+                    data[name] = None
+        model = handler(data)
+        if bad:
+            model._not_understood = tuple(bad)
+        return model
+
+    @property
+    def fields_not_understood(self) -> tuple[str, ...]:
+        return self._not_understood
+
+
+def count_not_understood(models: Iterable[LenientFields]) -> dict[str, int]:
+    """``{field: how many records had it in an unexpected format}`` (for ``fields_not_understood``)."""
+    counts: Counter[str] = Counter()
+    for model in models:
+        counts.update(getattr(model, "fields_not_understood", ()))
+    return dict(sorted(counts.items()))
+
+
+def finite_number(value: Any) -> float:
+    """A parser for lenient numeric fields: a finite float from a number or numeric text."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise NonFiniteValue(f"{str(value)[:40]!r} is not a finite number")
+    return number
+
+
+def whole_number(value: Any) -> int:
+    """A parser for lenient integer fields (``"12"``, ``12``; not ``"12.5"``)."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a count")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("not whole")
+        return int(value)
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if not math.isfinite(number):
+            raise NonFiniteValue(f"{text[:40]!r} is not a finite number")
+        raise ValueError("not a whole number")
+    return int(text)

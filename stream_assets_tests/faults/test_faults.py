@@ -260,6 +260,7 @@ class Case:
     match: str = ""
     apis: tuple[Api, ...] = (STREAMROOT, STREAMAPI, STREAMONE)
     check: Callable[[Api, Warehouse, Any], None] | None = None  # extra assertions after the run
+    retried: bool = False  # the client itself retried the request (fresh signatures) before giving up
 
 
 def every(fault: Callable[[Api], Fault]) -> dict[str, Callable[[Api], Fault]]:
@@ -279,13 +280,14 @@ def _stored(api: Api, warehouse: Warehouse, column: str):
 
 
 CASES = [
-    Case("reset mid-body", every(wire("reset")), ApiTransportError, transient=True, match="connection broke"),
-    Case("truncated body", every(wire("truncate")), ApiTransportError, transient=True),
-    Case("drip-feed", every(wire("drip")), ApiTimeoutError, transient=True, match="deadline"),
+    Case("reset mid-body", every(wire("reset")), ApiTransportError, transient=True, match="connection broke",
+         retried=True),
+    Case("truncated body", every(wire("truncate")), ApiTransportError, transient=True, retried=True),
+    Case("drip-feed", every(wire("drip")), ApiTimeoutError, transient=True, match="deadline", retried=True),
     Case("huge Retry-After", every(answer(replace_answer(503, b'{"message": "maintenance"}', **{"Retry-After": "86400"}))),
          ApiThrottledError, transient=True, match="86400 s"),
     Case("server error, retried then reported", every(answer(replace_answer(503, b'{"message": "overloaded"}'))),
-         ApiResponseError, transient=True),
+         ApiResponseError, transient=True, match="HTTP 503.*overloaded", retried=True),
     Case("ignored offset", {"StreamOne": answer(so_ignore_offset())}, IncompleteAnswerError,
          match="ignores the offset", apis=(STREAMONE,)),
     Case("capped pages with a true count are read to the end", {"StreamOne": answer(so_cap_pages(40))}, None,
@@ -364,6 +366,7 @@ def test_fault(case: Case, api: Api, request, warehouse):
         before = warehouse.query(api.rows_sql)
         assert len(before), "the partition must hold rows before the fault"
         server.fault = case.faults[api.name](api)
+        sent_before = server.requests_to(api.endpoint)
         started = time.monotonic()
         if case.error is None:
             materialize(api, emulator, base_url, warehouse)
@@ -384,6 +387,10 @@ def test_fault(case: Case, api: Api, request, warehouse):
         assert error.partition == api.partition(emulator)
         assert re.search(case.match, str(error)), str(error)
         assert elapsed < BOUND_SECONDS
+        attempts = server.requests_to(api.endpoint) - sent_before
+        assert attempts == 1 + RETRIES if case.retried and case.error is not ApiTimeoutError else attempts >= 1
+        if case.error is ApiTimeoutError:
+            assert 2 <= attempts <= 1 + RETRIES  # retried until the total time ran out
         text = str(error) + repr(error.__dict__)
         for secret in api.secrets:
             assert secret not in text

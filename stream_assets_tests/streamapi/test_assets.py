@@ -111,3 +111,22 @@ def test_a_failing_call_names_the_partition_and_keeps_old_rows(streamapi, resour
     if kwargs:
         assert "(partition 2026-03-01)" in message
     pd.testing.assert_frame_equal(warehouse.query(f"SELECT * FROM streamapi.{table} ORDER BY ALL"), before)
+
+
+def test_a_duration_or_size_in_an_unexpected_format_is_stored_as_null_and_counted(streamapi, resources, warehouse):
+    window = TimeWindow.for_days("2026-03-01")
+    expected = streamapi.recordings(STREAMAPI_KEY, window.start_ms, window.end_ms - 1)
+    assert len(expected) >= 2
+    videos = "".join(
+        f"<video><id>{v['id']}</id><public_hostid>{v['public_hostid']}</public_hostid>"
+        f"<creation_date>{v['creation_date']}</creation_date>"
+        f"<duration>{'1h 2m' if n == 0 else v['duration']}</duration><size>{'12 MB' if n < 2 else v['size']}</size></video>"
+        for n, v in enumerate(expected))
+    streamapi.fail_next(Reply.text(f"<response><code>0</code><msg>OK</msg><videos>{videos}</videos></response>",
+                                   content_type="text/xml"), path_contains="video/list")
+    result = run(resources, RECORDINGS, partition_key="2026-03-01")
+    rows = warehouse.query("SELECT id, duration, size FROM streamapi.video_recordings ORDER BY creation_date")
+    assert rows.duration.isna().tolist() == [True] + [False] * (len(expected) - 1)
+    assert rows["size"].isna().tolist()[:2] == [True, True]
+    metadata = result.asset_materializations_for_node("streamapi__video_recordings")[0].metadata
+    assert metadata["fields_not_understood"].value == {"duration": 1, "size": 2}

@@ -8,7 +8,9 @@ Rules (``offset_pages``):
   more rows than reported, running out before it, or a total that changes while paging is an error.
   Pages shorter than asked before the total is reached are fine: the count proves where the end is.
 - Without a total (Streamtime): a short page is the end, once a probe at the next offset comes back
-  empty; rows after a short page mean the server caps pages below the size asked.
+  empty; rows after a short page mean the server caps pages below the size asked. The probe is skipped
+  when the server has already served a larger page to this caller (:class:`ServedPageSizes`): a server
+  that served ``n`` rows in one page does not cap pages below ``n``, so a shorter page is the end.
 - At most ``max_pages`` pages.
 Any violation raises :class:`IncompleteAnswerError` (API and endpoint named), so the partition is not
 replaced by a partial answer. Lazy: the caller may stop early.
@@ -30,6 +32,18 @@ class Page:
     total: int | None = None  # how many rows the API says match, when it says so
 
 
+@dataclass
+class ServedPageSizes:
+    """The largest page a server has served to one caller (a client, for the length of a run): evidence
+    that it does not cap pages below that size. Shared by every listing of the caller, so that only a
+    short page at least as large as any seen before costs a probe."""
+
+    largest: int = 0
+
+    def proves_end(self, rows: int) -> bool:
+        return rows < self.largest
+
+
 def offset_pages(
     fetch: Callable[[int, int], Page],
     page_size: int,
@@ -38,12 +52,15 @@ def offset_pages(
     endpoint: str = "paging",
     max_pages: int = DEFAULT_MAX_PAGES,
     probe_after_short_page: bool = True,
+    served: ServedPageSizes | None = None,
 ) -> Iterator[Page]:
     """Pages from ``fetch(offset, limit)`` until the answer is provably complete (see the module doc).
 
     ``probe_after_short_page=False`` trusts a short page as the end without a total (one request less,
-    but a server capping pages goes unnoticed).
+    but a server capping pages goes unnoticed). ``served`` carries what earlier listings of the same
+    caller proved about the server's page sizes, and learns from this one.
     """
+    served = served if served is not None else ServedPageSizes()
 
     def incomplete(message: str) -> IncompleteAnswerError:
         return IncompleteAnswerError(api, endpoint, message)
@@ -78,6 +95,8 @@ def offset_pages(
                              f"yet more rows followed: the server caps its pages")
         if rows:
             yield page
+        short_proven_end = served.proves_end(len(rows))
+        served.largest = max(served.largest, len(rows))
         offset += len(rows)
         previous = rows
         if not rows:
@@ -88,6 +107,6 @@ def offset_pages(
             # A full page ending exactly at the count, or a capped page: read on (the next page proves it).
             continue
         if len(rows) < page_size:
-            if not probe_after_short_page:
+            if not probe_after_short_page or short_proven_end:
                 return
             short_seen_at = offset - len(rows)

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
 from stream_assets.core.http import HttpApi, build_session, error_message
-from stream_assets.core.paging import Page, offset_pages
+from stream_assets.core.paging import Page, ServedPageSizes, offset_pages
 from stream_assets.core.ratelimit import RateLimiter
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime import query as q
@@ -123,6 +123,9 @@ class StreamtimeClient(HttpApi):
         self.throttled = 0  # 429 answers seen (a correct limiter never sees one)
         self._search_setups: dict[str, Setup] = {}
         self._report_setups: dict[str, Setup] = {}
+        # What this run's searches proved about the page sizes the server serves: after one page as large as
+        # a later short page, that short page is the end without a probe request (see core/paging.py).
+        self._served_page_sizes = ServedPageSizes()
         self.last_read: dict[str, EntityRows] = {}  # entity name -> the last rows() read of it
 
     def __repr__(self) -> str:
@@ -216,7 +219,7 @@ class StreamtimeClient(HttpApi):
     def search(self, entity: Entity, window: TimeWindow | None = None, *, additional: Sequence[str] | None = None,
                page_size: int = MAX_LIMIT, context: dict | None = None) -> Iterator[tuple[Any, dict, dict]]:
         """``(record model, additional data, the item as it came)`` for every record of the entity's view
-        (in the window's days when given), paging with offset/limit until a page comes back shorter than asked.
+        (in the window's days when given), paging with offset/limit until the answer is provably complete (core/paging.py).
         ``additional`` defaults to the additional data the entity's asset stores."""
         endpoint = f"search?search_view={entity.view}"
         if not 1 <= page_size <= MAX_LIMIT:
@@ -234,7 +237,7 @@ class StreamtimeClient(HttpApi):
                 raise ApiPayloadError(self.api_name, endpoint, f"expected a JSON array of records, got {type(page).__name__}")
             return Page([self._result(entity, item, extra, endpoint, context) for item in page])
 
-        for page in offset_pages(fetch, page_size):
+        for page in offset_pages(fetch, page_size, api=self.api_name, endpoint=endpoint, served=self._served_page_sizes):
             yield from page.rows
 
     def _result(self, entity: Entity, item: Any, extra: list[str], endpoint: str, context: dict) -> tuple[Any, dict, dict]:

@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from stream_assets.streamtime.emulator import snake_record
+from stream_assets.streamtime.emulator import pages_needed, snake_record
 
 
 def normal(value) -> str:
@@ -42,3 +42,10 @@ def key_rows(rows, entity) -> list[tuple]:
             return found.to_pydatetime().date()
         return found
     return [tuple(normal(value(r, c)) for c in entity.key_columns) for r in sorted(rows, key=lambda r: r["id"])]
+
+
+def searches_needed(records: int, page_size: int = 1000) -> int:
+    """Search requests a fresh client sends to read ``records``: the pages, plus one probe after a lone short
+    page, which proves that the server does not cap pages below the size asked (core/paging.py). After a full
+    page, a short page is the end without a probe."""
+    return pages_needed(records, page_size) + (1 if 0 < records < page_size else 0)

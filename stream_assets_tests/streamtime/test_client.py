@@ -113,16 +113,25 @@ def test_additional_data_is_checked_against_the_setup(streamtime, client):
 
 
 def test_unknown_fields_are_kept_and_a_field_in_an_unexpected_format_becomes_null_and_is_counted():
-    overrides = {"invoices": {"dueDate": "next week", "invoiceStatus": "Paid", "exchangeRate": float("nan"),
+    overrides = {"invoices": {"dueDate": "next week", "invoiceStatus": "Paid", "exchangeRate": "about 1.2",
                               "brandNewField": {"a": 1}}}
     with StreamtimeEmulator({STREAMTIME_KEY: "Odd"}, seed=8, record_overrides=overrides) as emulator:
         read = StreamtimeClient(STREAMTIME_KEY, emulator.base_url).read(BY_NAME["invoices"], WEEK)
     assert read.rows and all(r["due_date"] is None and r["invoice_status"] is None for r in read.rows)
     assert read.fields_not_understood == {"due_date": len(read.rows), "invoice_status": len(read.rows),
-                                          "exchange_rate": len(read.rows)}  # NaN is not a number we store
+                                          "exchange_rate": len(read.rows)}
     assert all(r["exchange_rate"] is None for r in read.rows)
     assert all(json.loads(r["record"])["brandNewField"] == {"a": 1} for r in read.rows)
     assert all(r["invoice_currency_balance"] is not None for r in read.rows)
+
+
+def test_a_non_finite_number_anywhere_refuses_the_page():
+    # NaN is not JSON: the transport refuses the whole answer (core/http.py), it is never stored as NULL.
+    overrides = {"invoices": {"exchangeRate": float("nan")}}
+    with StreamtimeEmulator({STREAMTIME_KEY: "Odd"}, seed=8, record_overrides=overrides) as emulator:
+        with pytest.raises(ApiPayloadError, match="NaN") as caught:
+            StreamtimeClient(STREAMTIME_KEY, emulator.base_url).read(BY_NAME["invoices"], WEEK)
+    assert caught.value.api == "Streamtime" and caught.value.endpoint == "search?search_view=invoices"
 
 
 def test_a_key_column_that_cannot_be_read_is_refused(streamtime, client):
@@ -146,9 +155,12 @@ def test_paging_reads_to_the_end_in_the_fewest_pages(streamtime, client):
 def test_the_same_key_twice_is_stored_once_when_identical_and_refused_when_not(streamtime, client):
     client.search_setup("companies")
     company = {"id": 1, "name": "Client 1"}
+    # Each answer is one short page, then the empty page that proves the server does not cap pages.
     streamtime.fail_next(Reply.json([company, dict(company)]), path_contains="/v2/search")
+    streamtime.fail_next(Reply.json([]), path_contains="/v2/search")
     assert len(client.rows(BY_NAME["companies"])) == 1
     streamtime.fail_next(Reply.json([company, {"id": 1, "name": "Client One"}]), path_contains="/v2/search")
+    streamtime.fail_next(Reply.json([]), path_contains="/v2/search")
     with pytest.raises(ApiPayloadError, match="came twice"):
         client.rows(BY_NAME["companies"])
 

@@ -1,7 +1,7 @@
 import pytest
 
 from stream_assets.core.errors import IncompleteAnswerError
-from stream_assets.core.paging import Page, offset_pages
+from stream_assets.core.paging import Page, ServedPageSizes, offset_pages
 
 
 def pages_of(rows, *, page_size, cap=None, with_total=False, total=None, ignore_offset=False, **options):
@@ -19,12 +19,25 @@ def pages_of(rows, *, page_size, cap=None, with_total=False, total=None, ignore_
 
 
 def test_without_a_total_a_short_page_is_the_last_once_a_probe_comes_back_empty():
+    read, calls = pages_of(list(range(5)), page_size=10)
+    assert read == list(range(5)) and calls == [(0, 10), (5, 10)]
+    # After a full page, the server is known not to cap below 10 rows: a short page is the end.
     read, calls = pages_of(list(range(25)), page_size=10)
-    assert read == list(range(25)) and calls == [(0, 10), (10, 10), (20, 10), (25, 10)]
+    assert read == list(range(25)) and calls == [(0, 10), (10, 10), (20, 10)]
     read, calls = pages_of(list(range(20)), page_size=10)
     assert read == list(range(20)) and calls == [(0, 10), (10, 10), (20, 10)]  # an empty page ends an exact fit
     read, calls = pages_of(list(range(25)), page_size=10, probe_after_short_page=False)
     assert read == list(range(25)) and calls == [(0, 10), (10, 10), (20, 10)]
+
+
+def test_a_larger_page_served_to_the_same_caller_spares_later_probes():
+    served = ServedPageSizes()
+    _, calls = pages_of(list(range(7)), page_size=10, served=served)
+    assert calls == [(0, 10), (7, 10)] and served.largest == 7
+    _, calls = pages_of(list(range(6)), page_size=10, served=served)
+    assert calls == [(0, 10)]  # 6 < 7 rows already served in one page: not a cap
+    _, calls = pages_of(list(range(7)), page_size=10, served=served)
+    assert calls == [(0, 10), (7, 10)]  # as large as the largest seen: could be a cap at 7, so probed
 
 
 def test_without_a_total_a_server_capping_pages_is_refused():

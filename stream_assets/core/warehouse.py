@@ -9,7 +9,7 @@ process of its own. So assets fetch everything first and open the warehouse only
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -21,7 +21,8 @@ from dagster_duckdb import DuckDBResource
 from filelock import FileLock
 from pydantic import Field
 
-from stream_assets.core.config import duckdb_path
+from stream_assets.core.config import duckdb_path, ducklake_settings
+from stream_assets.core.lake import commit_attempts, connect_lake
 from stream_assets.core.windows import TimeWindow
 
 
@@ -56,14 +57,39 @@ class Warehouse(DuckDBResource):
 
     database: str = Field(default="", description="DuckDB file; empty means the STREAM_ASSETS_* default")
     lock_timeout_seconds: float = Field(default=900.0, description="How long a writer queues for the file")
+    ducklake_catalog: str = Field(default="", description="DuckLake catalog; empty means STREAM_ASSETS_DUCKLAKE_CATALOG")
+    ducklake_data_path: str = Field(default="", description="DuckLake data path; empty means STREAM_ASSETS_DUCKLAKE_DATA_PATH")
+    lake_commit_attempts: int = Field(default=10, description="Tries of a DuckLake write that conflicts with others")
 
     @property
     def path(self) -> Path:
         return Path(self.database).resolve() if self.database else duckdb_path()
 
+    @property
+    def lake(self) -> tuple[str, str] | None:
+        """(catalog, data path) when the warehouse is a DuckLake (see core/lake.py), else None."""
+        if self.ducklake_catalog:
+            return self.ducklake_catalog, self.ducklake_data_path
+        return ducklake_settings()
+
+    def _write_attempts(self, table: Table) -> Iterator[AbstractContextManager]:
+        """One try for the local file (its writers queue); bounded retries of commit conflicts for a DuckLake."""
+        if self.lake is None:
+            return iter([nullcontext()])
+        return commit_attempts(f"{table.schema}.{table.name}", self.lake_commit_attempts)
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, held exclusively across processes until the block ends."""
+        """A read-write connection: to the DuckLake when one is configured (concurrent writers allowed),
+        else to the local file, held exclusively across processes until the block ends."""
+        lake = self.lake
+        if lake is not None:
+            conn = connect_lake(*lake, config=dict(self.connection_config))
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds):
@@ -87,8 +113,9 @@ class Warehouse(DuckDBResource):
         frame = conform(table, frame)
         if window is not None:
             _check_inside(table, frame, window)
-        with self.get_connection() as conn:
-            return write_replacing(conn, table, frame, window)
+        for attempt in self._write_attempts(table):
+            with attempt, self.get_connection() as conn:
+                return write_replacing(conn, table, frame, window)
 
     def record_history(self, table: Table, frame: pd.DataFrame, key: Sequence[str], seen_at: dt.datetime) -> dict[str, int]:
         """Keep a snapshot as history without duplicates: ``table`` holds one row per version of an entity,
@@ -103,27 +130,28 @@ class Warehouse(DuckDBResource):
         key_match = " AND ".join(f'h."{c}" = i."{c}"' for c in key)
         latest = (f'h.last_seen = (SELECT max(l.last_seen) FROM {table.qualified} l WHERE '
                   + " AND ".join(f'l."{c}" = h."{c}"' for c in key) + ")")
-        with self.get_connection() as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
-            conn.execute(table.ddl())
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                conn.register("incoming_rows", frame)
-                extended = conn.execute(
-                    f"UPDATE {table.qualified} h SET last_seen = ? FROM incoming_rows i WHERE {same} AND {latest}",
-                    [seen]).fetchone()[0]
-                columns = ", ".join(f'"{c}"' for c in attributes)
-                inserted = conn.execute(
-                    f"INSERT INTO {table.qualified} ({columns}, first_seen, last_seen) "
-                    f"SELECT {columns}, ?, ? FROM incoming_rows i WHERE NOT EXISTS "
-                    f"(SELECT 1 FROM {table.qualified} h WHERE {key_match} AND h.last_seen = ?)",
-                    [seen, seen, seen]).fetchone()[0]
-                conn.unregister("incoming_rows")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return {"versions_extended": int(extended), "versions_inserted": int(inserted)}
+        for attempt in self._write_attempts(table):
+            with attempt, self.get_connection() as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+                conn.execute(table.ddl())
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    conn.register("incoming_rows", frame)
+                    extended = conn.execute(
+                        f"UPDATE {table.qualified} h SET last_seen = ? FROM incoming_rows i WHERE {same} AND {latest}",
+                        [seen]).fetchone()[0]
+                    columns = ", ".join(f'"{c}"' for c in attributes)
+                    inserted = conn.execute(
+                        f"INSERT INTO {table.qualified} ({columns}, first_seen, last_seen) "
+                        f"SELECT {columns}, ?, ? FROM incoming_rows i WHERE NOT EXISTS "
+                        f"(SELECT 1 FROM {table.qualified} h WHERE {key_match} AND h.last_seen = ?)",
+                        [seen, seen, seen]).fetchone()[0]
+                    conn.unregister("incoming_rows")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                return {"versions_extended": int(extended), "versions_inserted": int(inserted)}
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         with self.get_connection() as conn:

@@ -97,6 +97,18 @@ def postgres_database(postgres_admin_url) -> Callable[[str], str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis server (STREAM_ASSETS_TEST_REDIS, default redis://127.0.0.1:6379), without a db number."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        missing_service(f"Redis is not reachable at {REDIS_URL} ({error})")
+    return REDIS_URL
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def state_backend(request, monkeypatch) -> str:
     """Runs a test once on each SharedState backend: the SQLite file, then Postgres (STREAM_ASSETS_STATE_URL)."""

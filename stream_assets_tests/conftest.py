@@ -69,7 +69,7 @@ def postgres_admin_url() -> str:
     try:
         psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
     except psycopg.OperationalError as error:
-        missing_service(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({str(error).strip()[:120]})")
+        missing_service(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({' '.join(str(error).split())[:160]})")
     return POSTGRES_ADMIN_URL
 
 

@@ -43,6 +43,13 @@ def missing_service(what: str) -> None:
     pytest.skip(what)
 
 
+def ducklake_catalog(postgres_url: str) -> str:
+    """``postgres:<libpq keywords>`` for a database URL, the form STREAM_ASSETS_DUCKLAKE_CATALOG takes."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    return "postgres:" + make_conninfo(**conninfo_to_dict(postgres_url))
+
+
 def run_processes(target, arg_tuples, timeout: float = 180) -> list[int]:
     """Start one fresh ("spawn") process per argument tuple, all at once; their exit codes."""
     context = multiprocessing.get_context("spawn")

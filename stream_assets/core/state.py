@@ -133,7 +133,7 @@ class SqliteState:
 _pools: dict[tuple[int, str], "ConnectionPool"] = {}
 _tables_ready: set[tuple[int, str, str]] = set()
 _pools_guard = threading.Lock()
-_thread_locks: dict[tuple[str, str], threading.Lock] = {}
+_thread_locks: dict[tuple[int, str, str], threading.Lock] = {}
 
 
 def describe_postgres(url: str) -> str:
@@ -236,7 +236,7 @@ class PostgresState:
         deadline = time.monotonic() + timeout
         # Threads of this process queue here first, so that each process waits on Postgres with one connection.
         with _pools_guard:
-            local = _thread_locks.setdefault((self.url, name), threading.Lock())
+            local = _thread_locks.setdefault((os.getpid(), self.url, name), threading.Lock())
         if not local.acquire(timeout=timeout):
             raise timed_out()
         try:

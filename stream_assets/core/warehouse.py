@@ -69,6 +69,8 @@ class Warehouse(DuckDBResource):
     def lake(self) -> tuple[str, str] | None:
         """(catalog, data path) when the warehouse is a DuckLake (see core/lake.py), else None."""
         if self.ducklake_catalog:
+            if not self.ducklake_data_path:
+                raise ValueError("Warehouse: ducklake_data_path is required with ducklake_catalog")
             return self.ducklake_catalog, self.ducklake_data_path
         return ducklake_settings()
 

@@ -10,14 +10,7 @@ import pytest
 from stream_assets.core.lake import LakeCommitConflict, LakeError, connect_lake
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.core.windows import TimeWindow
-from stream_assets_tests.conftest import missing_service, run_processes
-
-
-def ducklake_catalog(postgres_url: str) -> str:
-    """``postgres:<libpq keywords>`` for a database URL, the form STREAM_ASSETS_DUCKLAKE_CATALOG takes."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    return "postgres:" + make_conninfo(**conninfo_to_dict(postgres_url))
+from stream_assets_tests.conftest import ducklake_catalog, missing_service, run_processes
 
 
 @pytest.fixture(params=["duckdb", "ducklake"])
@@ -141,3 +134,10 @@ def test_lake_writers_that_keep_conflicting_end_in_a_typed_error(lake_settings):
                 lake.replace(SERIES, _series("2026-03-01", 7.0), TimeWindow.for_days("2026-03-01"))
     kept = lake.query("SELECT count(*) AS n, max(value) AS v FROM test.series WHERE key = 'k'")
     assert kept.values.tolist() == [[4, 1.0]]  # the old partition, untouched
+
+
+def test_a_lake_that_cannot_be_opened_is_a_typed_error_without_the_password(postgres_admin_url, tmp_path):
+    missing_db = ducklake_catalog(postgres_admin_url.rsplit("/", 1)[0] + "/sa_no_such_lake") + " password=not-a-real-secret"
+    with pytest.raises(LakeError, match="cannot open the DuckLake .*sa_no_such_lake") as caught:
+        connect_lake(missing_db, str(tmp_path / "lake_files"), attempts=1)
+    assert "not-a-real-secret" not in str(caught.value)

@@ -16,8 +16,7 @@ import pytest
 from stream_assets.core.lake import LakeError, connect_lake
 from stream_assets.core.state import PostgresState, RequestIds
 from stream_assets.core.warehouse import Warehouse
-from stream_assets_tests.conftest import STREAMAPI_KEY, VENV_BIN, missing_service
-from stream_assets_tests.core.test_warehouse import ducklake_catalog
+from stream_assets_tests.conftest import STREAMAPI_KEY, VENV_BIN, ducklake_catalog, missing_service
 
 REPO = Path(__file__).resolve().parents[2]
 DAYS = ["2026-03-01", "2026-03-02"]

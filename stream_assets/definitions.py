@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from stream_assets.celery_job import defs as celery_defs
 from stream_assets.core.warehouse import Warehouse
 from stream_assets.streamapi.definitions import defs as streamapi_defs
 from stream_assets.streamone.definitions import defs as streamone_defs
@@ -13,5 +14,6 @@ defs = dg.Definitions.merge(
     streamapi_defs,
     streamone_defs,
     streamtime_defs,
+    celery_defs,
     dg.Definitions(resources={"warehouse": Warehouse()}),
 )

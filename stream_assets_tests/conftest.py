@@ -5,7 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import uuid
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -29,6 +31,25 @@ STREAMTIME_KEY = "st-test-key-do-not-log"
 VENV_BIN = Path(sys.executable).parent
 
 
+POSTGRES_ADMIN_URL = os.environ.get("STREAM_ASSETS_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = os.environ.get("STREAM_ASSETS_TEST_REDIS") or "redis://127.0.0.1:6379"
+
+
+def missing_service(what: str) -> None:
+    """Skip a test whose service is missing, saying what is missing; with STREAM_ASSETS_REQUIRE_SERVICES=1
+    (as in CI) fail instead, so that the several-host tests can never silently not run."""
+    if os.environ.get("STREAM_ASSETS_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} (STREAM_ASSETS_REQUIRE_SERVICES=1 makes this a failure, not a skip)", pytrace=False)
+    pytest.skip(what)
+
+
+def ducklake_catalog(postgres_url: str) -> str:
+    """``postgres:<libpq keywords>`` for a database URL, the form STREAM_ASSETS_DUCKLAKE_CATALOG takes."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    return "postgres:" + make_conninfo(**conninfo_to_dict(postgres_url))
+
+
 def run_processes(target, arg_tuples, timeout: float = 180) -> list[int]:
     """Start one fresh ("spawn") process per argument tuple, all at once; their exit codes."""
     context = multiprocessing.get_context("spawn")
@@ -45,6 +66,63 @@ def private_data_dir(tmp_path, monkeypatch):
     """Each test gets its own STREAM_ASSETS_DATA_DIR (warehouse default, rid and limiter state)."""
     monkeypatch.setenv("STREAM_ASSETS_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """A reachable PostgreSQL server (STREAM_ASSETS_TEST_POSTGRES, default 127.0.0.1:5432, user postgres)."""
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+    except psycopg.OperationalError as error:
+        missing_service(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({' '.join(str(error).split())[:160]})")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_database(postgres_admin_url) -> Callable[[str], str]:
+    """A factory of fresh Postgres databases with unique names (dropped after the test): label -> URL."""
+    import psycopg
+
+    from stream_assets.core.state import close_postgres_pools
+
+    created: list[tuple[str, str]] = []
+
+    def create(label: str) -> str:
+        name = f"sa_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"{postgres_admin_url.rsplit('/', 1)[0]}/{name}"
+        created.append((name, url))
+        return url
+
+    yield create
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        for name, url in created:
+            close_postgres_pools(url)
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis server (STREAM_ASSETS_TEST_REDIS, default redis://127.0.0.1:6379), without a db number."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        missing_service(f"Redis is not reachable at {REDIS_URL} ({error})")
+    return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_backend(request, monkeypatch) -> str:
+    """Runs a test once on each SharedState backend: the SQLite file, then Postgres (STREAM_ASSETS_STATE_URL)."""
+    monkeypatch.delenv("STREAM_ASSETS_STATE_URL", raising=False)
+    if request.param == "postgres":
+        monkeypatch.setenv("STREAM_ASSETS_STATE_URL", request.getfixturevalue("postgres_database")("state"))
+    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -90,3 +90,31 @@ def base_url(variable: str, configured: str | None, default: str) -> str:
     """The base URL from the resource setting, else ``variable`` in the environment, else ``default``."""
     value = configured or os.environ.get(variable) or default
     return checked_base_url(value, variable if not configured else f"base_url (for {variable})")
+# Several hosts (design.md, "Several hosts"). Unset means the one-machine defaults: files in data_dir().
+
+
+def state_url() -> str | None:
+    """``STREAM_ASSETS_STATE_URL``: a ``postgresql://`` URL holding the shared budgets and rids, or None.
+
+    The URL may carry a password: pass it to the driver, never to a log or an error message."""
+    value = (os.environ.get("STREAM_ASSETS_STATE_URL") or "").strip()
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("STREAM_ASSETS_STATE_URL must be a postgresql:// URL (or unset for the SQLite default)")
+    return value or None
+
+
+def ducklake_settings() -> tuple[str, str] | None:
+    """``(STREAM_ASSETS_DUCKLAKE_CATALOG, STREAM_ASSETS_DUCKLAKE_DATA_PATH)`` when the warehouse is a DuckLake,
+    else None. The catalog may carry a password (same rule as :func:`state_url`)."""
+    catalog = (os.environ.get("STREAM_ASSETS_DUCKLAKE_CATALOG") or "").strip()
+    data_path = (os.environ.get("STREAM_ASSETS_DUCKLAKE_DATA_PATH") or "").strip()
+    if not catalog:
+        return None
+    if not data_path:
+        raise ValueError("STREAM_ASSETS_DUCKLAKE_DATA_PATH is required with STREAM_ASSETS_DUCKLAKE_CATALOG")
+    return catalog, data_path
+
+
+def celery_broker_url() -> str:
+    """``STREAM_ASSETS_CELERY_BROKER``: the broker (and result backend) of the Celery job's workers."""
+    return os.environ.get("STREAM_ASSETS_CELERY_BROKER") or "redis://127.0.0.1:6379/0"

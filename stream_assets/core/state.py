@@ -1,27 +1,75 @@
 """State shared by every process of a deployment (runs, steps, sensors, schedules, backfills).
 
-A small SQLite file in ``STREAM_ASSETS_DATA_DIR`` holds it: SQLite's write lock (``BEGIN IMMEDIATE``)
-makes each read-modify-write atomic across processes, and the file survives restarts. A deployment
-spanning several hosts needs a networked store instead (Postgres, Redis) behind the same methods.
+Two backends behind one interface (:class:`SharedState`), picked by :func:`shared_state` from the environment:
+
+- default (``STREAM_ASSETS_STATE_URL`` unset): a small SQLite file in ``STREAM_ASSETS_DATA_DIR``. SQLite's
+  write lock (``BEGIN IMMEDIATE``) makes each read-modify-write atomic across processes, and lock files next
+  to it hold named locks. Right for one machine.
+- ``STREAM_ASSETS_STATE_URL=postgresql://...``: tables in the schema ``stream_assets`` of that database
+  (created on first use), one atomic upsert per counter step, and named locks as Postgres *session* advisory
+  locks, which the server releases when the holder's connection ends, so a process killed mid-request never
+  blocks the others. Each process keeps a small psycopg pool. Right for several hosts.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
 
 from filelock import FileLock, Timeout
 
-from stream_assets.core.config import data_dir
+from stream_assets.core.config import data_dir, state_url
 from stream_assets.core.errors import LockTimeoutError
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+SCHEMA = "stream_assets"
+
+
+class SharedStateTimeout(LockTimeoutError):
+    """A bounded wait on the shared state ended: the message says what was waited for, where and how long."""
+
+    def __init__(self, what: str, waited_seconds: float) -> None:
+        super().__init__(what, waited_seconds)
 
 
 def state_path() -> Path:
     return data_dir() / "state.sqlite"
+
+
+class SharedState(Protocol):
+    """Named counters and named locks shared by every process (and, with Postgres, every host)."""
+
+    timeout: float
+    where: str  # where the state lives, for messages (never a password)
+
+    def advance(self, name: str, at_least: int) -> int:
+        """Set counter ``name`` to ``max(at_least, last + 1)`` and return it: strictly increasing forever."""
+        ...
+
+    def peek(self, name: str) -> int | None: ...
+
+    def hold(self, name: str, timeout: float, what: str):
+        """A context manager holding lock ``name`` across processes until the block ends; waits at most
+        ``timeout`` seconds, then raises :class:`SharedStateTimeout` naming ``what`` it waited for."""
+        ...
+
+
+def shared_state(timeout: float = 60.0) -> SharedState:
+    """The deployment's shared state: Postgres when ``STREAM_ASSETS_STATE_URL`` is set, else the SQLite file."""
+    url = state_url()
+    return PostgresState(url, timeout=timeout) if url else SqliteState(timeout=timeout)
+
+
+# --- SQLite (one machine) -------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -47,12 +95,15 @@ def sqlite_transaction(path: Path, timeout: float) -> Iterator[sqlite3.Connectio
         conn.close()
 
 
-class SharedState:
-    """Named counters in one SQLite file, safe under concurrent processes and threads."""
+class SqliteState:
+    """Named counters in one SQLite file and named lock files beside it, safe under concurrent processes
+    and threads of one machine."""
 
     def __init__(self, path: str | Path | None = None, *, timeout: float = 60.0) -> None:
         self.path = Path(path) if path else state_path()
         self.timeout = timeout
+        self.where = str(self.path)
+        self._locks: dict[str, FileLock] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
@@ -61,7 +112,6 @@ class SharedState:
         return sqlite_transaction(self.path, self.timeout)
 
     def advance(self, name: str, at_least: int) -> int:
-        """Set counter ``name`` to ``max(at_least, last + 1)`` and return it: strictly increasing forever."""
         with self._transaction() as conn:
             row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
             value = at_least if row is None else max(at_least, row[0] + 1)
@@ -73,9 +123,157 @@ class SharedState:
             row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
             return None if row is None else row[0]
 
+    @contextmanager
+    def hold(self, name: str, timeout: float, what: str) -> Iterator[None]:
+        # `rid:<digest>` -> `rid-<digest>.lock` next to the state file; the OS drops it when its holder dies.
+        lock = self._locks.setdefault(name, FileLock(str(self.path.with_name(f"{name.replace(':', '-')}.lock"))))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise SharedStateTimeout(f"{what} (lock {name!r} in {self.where})", timeout) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+# --- Postgres (several hosts) -----------------------------------------------------------------------------
+
+_pools: dict[tuple[int, str], "ConnectionPool"] = {}
+_tables_ready: set[tuple[int, str, str]] = set()
+_pools_guard = threading.Lock()
+_thread_locks: dict[tuple[int, str, str], threading.Lock] = {}
+
+
+def describe_postgres(url: str) -> str:
+    """``Postgres user@host:port/db`` for messages: the URL without its password or options."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:  # an unparsable URL is reported by the driver; never echo it here
+        return "Postgres (unparsable STREAM_ASSETS_STATE_URL)"
+    return (f"Postgres {parts.get('user', '')}@{parts.get('host', '')}:{parts.get('port', 5432)}"
+            f"/{parts.get('dbname', '')}")
+
+
+def postgres_pool(url: str, timeout: float = 60.0) -> "ConnectionPool":
+    """This process's small pool of autocommit connections to ``url`` (one per URL and process: a forked
+    child opens its own). The first call waits up to ``timeout`` seconds for a first connection."""
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    key = (os.getpid(), url)
+    with _pools_guard:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = ConnectionPool(
+                url, min_size=1, max_size=4, timeout=timeout, open=True, name="stream_assets",
+                kwargs={"autocommit": True, "application_name": "stream_assets"},
+                check=ConnectionPool.check_connection,
+            )
+            try:
+                pool.wait(timeout=timeout)
+            except PoolTimeout:
+                pool.close()
+                raise SharedStateTimeout(f"a first connection to {describe_postgres(url)}", timeout) from None
+            _pools[key] = pool
+            atexit.register(pool.close)
+    return pool
+
+
+@contextmanager
+def postgres_connection(url: str, timeout: float = 60.0):
+    """A pooled autocommit connection; waiting longer than ``timeout`` for one raises SharedStateTimeout."""
+    from psycopg_pool import PoolTimeout
+
+    pool = postgres_pool(url, timeout)
+    try:
+        conn = pool.getconn(timeout=timeout)
+    except PoolTimeout:
+        raise SharedStateTimeout(f"a free connection to {describe_postgres(url)}", timeout) from None
+    try:
+        yield conn
+    finally:
+        pool.putconn(conn)  # the pool discards a broken connection, or rolls back one left in a transaction
+
+
+def create_tables(url: str, name: str, statements: Sequence[str], timeout: float = 60.0) -> None:
+    """Run ``statements`` (``CREATE ... IF NOT EXISTS``) once per process, in one transaction under a
+    transaction advisory lock: concurrent first uses on several hosts would otherwise race on the catalog."""
+    key = (os.getpid(), url, name)
+    if key in _tables_ready:
+        return
+    with postgres_connection(url, timeout) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('stream_assets:ddl', 0))")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        for statement in statements:
+            conn.execute(statement)
+    _tables_ready.add(key)
+
+
+class PostgresState:
+    """Named counters in ``stream_assets.counters`` and named session advisory locks, in one Postgres
+    database shared by every host."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.where = describe_postgres(url)
+        create_tables(url, "counters", [
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        ], timeout)
+
+    def advance(self, name: str, at_least: int) -> int:
+        with postgres_connection(self.url, self.timeout) as conn:
+            return conn.execute(
+                f"INSERT INTO {SCHEMA}.counters AS c (name, value) VALUES (%s, %s) ON CONFLICT (name) "
+                "DO UPDATE SET value = GREATEST(EXCLUDED.value, c.value + 1) RETURNING value",
+                (name, at_least)).fetchone()[0]
+
+    def peek(self, name: str) -> int | None:
+        with postgres_connection(self.url, self.timeout) as conn:
+            row = conn.execute(f"SELECT value FROM {SCHEMA}.counters WHERE name = %s", (name,)).fetchone()
+            return None if row is None else row[0]
+
+    @contextmanager
+    def hold(self, name: str, timeout: float, what: str) -> Iterator[None]:
+        import psycopg
+
+        def timed_out() -> SharedStateTimeout:
+            return SharedStateTimeout(f"{what} (lock {name!r} in {self.where})", timeout)
+
+        deadline = time.monotonic() + timeout
+        # Threads of this process queue here first, so that each process waits on Postgres with one connection.
+        with _pools_guard:
+            local = _thread_locks.setdefault((os.getpid(), self.url, name), threading.Lock())
+        if not local.acquire(timeout=timeout):
+            raise timed_out()
+        try:
+            with postgres_connection(self.url, max(deadline - time.monotonic(), 0.1)) as conn:
+                left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{left_ms}ms",))
+                try:
+                    conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{name}",))
+                except psycopg.errors.LockNotAvailable:
+                    raise timed_out() from None
+                finally:
+                    conn.execute("RESET lock_timeout")
+                try:
+                    yield
+                finally:
+                    try:
+                        conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"{SCHEMA}:{name}",))
+                    except psycopg.OperationalError:
+                        pass  # the connection is gone, and with it the lock
+        finally:
+            local.release()
+
+
+# --- StreamAPI's request ids ----------------------------------------------------------------------------
+
 
 class RequestIds:
-    """Strictly increasing request ids (StreamAPI's ``rid``) for one API key, across every process.
+    """Strictly increasing request ids (StreamAPI's ``rid``) for one API key, across every process and host.
 
     :meth:`issue` hands out ``max(now in ms, last + 1)`` and keeps a per-key lock until the block ends,
     so the request carrying it is answered before any other process takes the next id: the server sees
@@ -83,22 +281,22 @@ class RequestIds:
     """
 
     def __init__(self, key: str, state: SharedState | None = None) -> None:
-        self.state = state or SharedState()
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]  # the key itself stays out of file names
+        self.state = state or shared_state()
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]  # the key itself stays out of names
         self.name = f"rid:{digest}"
-        self._lock = FileLock(str(self.state.path.with_name(f"rid-{digest}.lock")), timeout=self.state.timeout * 5)
 
     @contextmanager
     def issue(self) -> Iterator[int]:
-        try:
-            self._lock.acquire()
-        except Timeout:
-            raise LockTimeoutError(f"the StreamAPI request-id lock {self._lock.lock_file}", self._lock.timeout,
-                                   "another process keeps a StreamAPI request open") from None
-        try:
+        with self.state.hold(self.name, self.state.timeout * 5, "the StreamAPI request in flight with the previous rid"):
             yield self.state.advance(self.name, int(time.time() * 1000))
-        finally:
-            self._lock.release()
 
     def last(self) -> int | None:
         return self.state.peek(self.name)
+
+
+def close_postgres_pools(url: str | None = None) -> None:
+    """Close this process's pools (to ``url`` only, if given), e.g. before the database is dropped."""
+    with _pools_guard:
+        for key in [k for k in _pools if url is None or k[1] == url]:
+            _pools.pop(key).close()
+        _tables_ready.difference_update({k for k in _tables_ready if url is None or k[1] == url})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -22,8 +22,9 @@ from dagster_duckdb import DuckDBResource
 from filelock import FileLock, Timeout
 from pydantic import Field
 
-from stream_assets.core.config import duckdb_path
+from stream_assets.core.config import duckdb_path, ducklake_settings
 from stream_assets.core.errors import InvalidValueError, LockTimeoutError, WarehouseError
+from stream_assets.core.lake import commit_attempts, connect_lake
 from stream_assets.core.validation import check_rows
 from stream_assets.core.windows import TimeWindow
 
@@ -73,6 +74,9 @@ class Warehouse(DuckDBResource):
     lock_timeout_seconds: float = Field(default=900.0, description="How long a writer queues for the file")
     held_elsewhere_seconds: float = Field(
         default=60.0, description="How long to wait when something outside stream_assets holds the DuckDB file")
+    ducklake_catalog: str = Field(default="", description="DuckLake catalog; empty means STREAM_ASSETS_DUCKLAKE_CATALOG")
+    ducklake_data_path: str = Field(default="", description="DuckLake data path; empty means STREAM_ASSETS_DUCKLAKE_DATA_PATH")
+    lake_commit_attempts: int = Field(default=10, description="Tries of a DuckLake write that conflicts with others")
 
     @property
     def path(self) -> Path:
@@ -98,13 +102,37 @@ class Warehouse(DuckDBResource):
         if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
             raise WarehouseError(f"no permission to write the warehouse {path}; check {setting} and the file's owner")
 
+    @property
+    def lake(self) -> tuple[str, str] | None:
+        """(catalog, data path) when the warehouse is a DuckLake (see core/lake.py), else None."""
+        if self.ducklake_catalog:
+            if not self.ducklake_data_path:
+                raise ValueError("Warehouse: ducklake_data_path is required with ducklake_catalog")
+            return self.ducklake_catalog, self.ducklake_data_path
+        return ducklake_settings()
+
+    def _write_attempts(self, table: Table) -> Iterator[AbstractContextManager]:
+        """One try for the local file (its writers queue); bounded retries of commit conflicts for a DuckLake."""
+        if self.lake is None:
+            return iter([nullcontext()])
+        return commit_attempts(f"{table.schema}.{table.name}", self.lake_commit_attempts)
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, held exclusively across processes until the block ends.
 
-        Raises WarehouseError at once for a path that can never work (a directory, no permission) and
+        To the DuckLake when one is configured (concurrent writers allowed, see core/lake.py). For the local
+        file: raises WarehouseError at once for a path that can never work (a directory, no permission) and
         LockTimeoutError when the queue or the file stays busy longer than the configured waits.
         """
+        lake = self.lake
+        if lake is not None:
+            conn = connect_lake(*lake, config=dict(self.connection_config))
+            try:
+                yield conn
+            finally:
+                conn.close()
+            return
         self._check_path()
         lock = FileLock(str(self.lock_path), timeout=self.lock_timeout_seconds)
         try:
@@ -146,8 +174,9 @@ class Warehouse(DuckDBResource):
         frame = check_rows(table, conform(table, frame))
         if window is not None:
             _check_inside(table, frame, window)
-        with self.get_connection() as conn:
-            return write_replacing(conn, table, frame, window)
+        for attempt in self._write_attempts(table):
+            with attempt, self.get_connection() as conn:
+                return write_replacing(conn, table, frame, window)
 
     def record_history(self, table: Table, frame: pd.DataFrame, key: Sequence[str], seen_at: dt.datetime) -> dict[str, int]:
         """Keep a snapshot as history without duplicates: ``table`` holds one row per version of an entity,
@@ -166,27 +195,28 @@ class Warehouse(DuckDBResource):
         key_match = " AND ".join(f'h."{c}" = i."{c}"' for c in key)
         latest = (f'h.last_seen = (SELECT max(l.last_seen) FROM {table.qualified} l WHERE '
                   + " AND ".join(f'l."{c}" = h."{c}"' for c in key) + ")")
-        with self.get_connection() as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
-            conn.execute(table.ddl())
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                conn.register("incoming_rows", frame)
-                extended = conn.execute(
-                    f"UPDATE {table.qualified} h SET last_seen = ? FROM incoming_rows i WHERE {same} AND {latest}",
-                    [seen]).fetchone()[0]
-                columns = ", ".join(f'"{c}"' for c in attributes)
-                inserted = conn.execute(
-                    f"INSERT INTO {table.qualified} ({columns}, first_seen, last_seen) "
-                    f"SELECT {columns}, ?, ? FROM incoming_rows i WHERE NOT EXISTS "
-                    f"(SELECT 1 FROM {table.qualified} h WHERE {key_match} AND h.last_seen = ?)",
-                    [seen, seen, seen]).fetchone()[0]
-                conn.unregister("incoming_rows")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return {"versions_extended": int(extended), "versions_inserted": int(inserted)}
+        for attempt in self._write_attempts(table):
+            with attempt, self.get_connection() as conn:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+                conn.execute(table.ddl())
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    conn.register("incoming_rows", frame)
+                    extended = conn.execute(
+                        f"UPDATE {table.qualified} h SET last_seen = ? FROM incoming_rows i WHERE {same} AND {latest}",
+                        [seen]).fetchone()[0]
+                    columns = ", ".join(f'"{c}"' for c in attributes)
+                    inserted = conn.execute(
+                        f"INSERT INTO {table.qualified} ({columns}, first_seen, last_seen) "
+                        f"SELECT {columns}, ?, ? FROM incoming_rows i WHERE NOT EXISTS "
+                        f"(SELECT 1 FROM {table.qualified} h WHERE {key_match} AND h.last_seen = ?)",
+                        [seen, seen, seen]).fetchone()[0]
+                    conn.unregister("incoming_rows")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                return {"versions_extended": int(extended), "versions_inserted": int(inserted)}
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         with self.get_connection() as conn:

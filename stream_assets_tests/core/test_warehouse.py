@@ -1,3 +1,6 @@
+"""Warehouse writes, each test on both backends: the local DuckDB file and a DuckLake (catalog in Postgres,
+Parquet files in a folder)."""
+
 import datetime as dt
 import os
 import time
@@ -8,10 +11,35 @@ import pytest
 from filelock import FileLock
 
 from stream_assets.core.errors import DuplicateKeyError, InvalidValueError, LockTimeoutError, WarehouseError
-from stream_assets.core.state import RequestIds, SharedState
+from stream_assets.core.lake import LakeCommitConflict, LakeError, connect_lake
 from stream_assets.core.warehouse import Table, Warehouse, write_replacing
 from stream_assets.core.windows import TimeWindow
-from stream_assets_tests.conftest import run_processes
+from stream_assets_tests.conftest import ducklake_catalog, missing_service, run_processes
+
+
+@pytest.fixture(params=["duckdb", "ducklake"])
+def warehouse_settings(request, tmp_path) -> dict:
+    """Warehouse settings for a fresh local DuckDB file, then for a fresh DuckLake."""
+    if request.param == "duckdb":
+        return {"database": str(tmp_path / "warehouse.duckdb")}
+    return request.getfixturevalue("lake_settings")
+
+
+@pytest.fixture
+def lake_settings(postgres_database, tmp_path) -> dict:
+    """Settings of a fresh DuckLake: a catalog database in Postgres, Parquet files in a temporary folder."""
+    settings = {"ducklake_catalog": ducklake_catalog(postgres_database("lake")),
+                "ducklake_data_path": str(tmp_path / "lake_files")}
+    try:
+        connect_lake(settings["ducklake_catalog"], settings["ducklake_data_path"]).close()
+    except LakeError as error:
+        missing_service(f"DuckLake cannot be opened (extensions duckdb-extension-ducklake/-postgres-scanner?): {error}")
+    return settings
+
+
+@pytest.fixture
+def warehouse(warehouse_settings) -> Warehouse:
+    return Warehouse(**warehouse_settings)
 
 SERIES = Table("test", "series", (("key", "VARCHAR"), ("ts", "TIMESTAMP"), ("value", "DOUBLE")), "ts")
 DAILY = Table("test", "daily", (("key", "VARCHAR"), ("day", "DATE"), ("value", "DOUBLE")), "day")
@@ -60,21 +88,22 @@ def test_snapshot_tables_are_replaced_whole(warehouse):
     assert warehouse.query("SELECT id FROM test.snapshot").id.tolist() == [4]
 
 
-def _write_day(path: str, day: str, rounds: int) -> None:
-    warehouse = Warehouse(database=path)
+def _write_day(settings: dict, day: str, rounds: int) -> None:
+    warehouse = Warehouse(**settings)
     for value in range(rounds):
         warehouse.replace(SERIES, _series(day, float(value), points=96), TimeWindow.for_days(day))
 
 
-def test_concurrent_writers_from_several_processes_all_succeed(tmp_path):
-    path = str(tmp_path / "shared.duckdb")
-    days = [f"2026-03-0{i}" for i in range(1, 7)]
-    assert run_processes(_write_day, [(path, day, 5) for day in days]) == [0] * len(days)
-    counts = Warehouse(database=path).query(
+def test_concurrent_writers_from_several_processes_all_succeed(warehouse_settings):
+    # Fewer writes on the lake: its conflicting commits are retried after pauses, which costs CI time.
+    processes, rounds = (6, 5) if "database" in warehouse_settings else (4, 3)
+    days = [f"2026-03-0{i}" for i in range(1, processes + 1)]
+    assert run_processes(_write_day, [(warehouse_settings, day, rounds) for day in days]) == [0] * len(days)
+    counts = Warehouse(**warehouse_settings).query(
         "SELECT CAST(ts AS DATE) AS day, count(*) AS n, min(value) AS lo, max(value) AS hi FROM test.series GROUP BY 1"
     )
     assert sorted(counts.n.tolist()) == [96] * len(days)
-    assert set(counts.lo) == {4.0} and set(counts.hi) == {4.0}
+    assert set(counts.lo) == {rounds - 1.0} and set(counts.hi) == {rounds - 1.0}
 
 
 HISTORY = Table("test", "history", (("id", "VARCHAR"), ("title", "VARCHAR"), ("first_seen", "TIMESTAMP"),
@@ -173,10 +202,28 @@ def test_waiting_for_the_warehouse_lock_ends_with_a_typed_error(tmp_path):
             warehouse.replace(SNAPSHOT_T, pd.DataFrame({"id": [1]}))
 
 
-def test_waiting_for_the_rid_lock_ends_with_a_typed_error(tmp_path):
-    state = SharedState(tmp_path / "state.sqlite", timeout=0.1)
-    ids = RequestIds("some-key", state)
-    with FileLock(ids._lock.lock_file):
-        with pytest.raises(LockTimeoutError, match="StreamAPI request-id lock"):
-            with ids.issue():
-                pass
+def test_lake_writers_that_keep_conflicting_end_in_a_typed_error(lake_settings):
+    lake = Warehouse(**lake_settings, lake_commit_attempts=2)
+    lake.replace(SERIES, _series("2026-03-01", 1.0), TimeWindow.for_days("2026-03-01"))
+    with lake.get_connection() as rival:  # a writer that commits while ours is in flight, every time
+        original = duckdb.DuckDBPyConnection.execute
+        def execute_with_a_rival_commit(conn, sql, *args):
+            if sql == "COMMIT" and conn is not rival:
+                rival.execute("BEGIN TRANSACTION")
+                rival.execute("DELETE FROM test.series WHERE key = 'rival'")
+                rival.execute("INSERT INTO test.series VALUES ('rival', '2026-03-05', 0)")
+                rival.execute("COMMIT")
+            return original(conn, sql, *args)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(duckdb.DuckDBPyConnection, "execute", execute_with_a_rival_commit)
+            with pytest.raises(LakeCommitConflict, match=r"test.series: DuckLake commit still conflicting .* after 2 attempts"):
+                lake.replace(SERIES, _series("2026-03-01", 7.0), TimeWindow.for_days("2026-03-01"))
+    kept = lake.query("SELECT count(*) AS n, max(value) AS v FROM test.series WHERE key = 'k'")
+    assert kept.values.tolist() == [[4, 1.0]]  # the old partition, untouched
+
+
+def test_a_lake_that_cannot_be_opened_is_a_typed_error_without_the_password(postgres_admin_url, tmp_path):
+    missing_db = ducklake_catalog(postgres_admin_url.rsplit("/", 1)[0] + "/sa_no_such_lake") + " password=not-a-real-secret"
+    with pytest.raises(LakeError, match="cannot open the DuckLake .*sa_no_such_lake") as caught:
+        connect_lake(missing_db, str(tmp_path / "lake_files"), attempts=1)
+    assert "not-a-real-secret" not in str(caught.value)

@@ -134,14 +134,14 @@ def test_unknown_key_and_wrong_secret(streamapi):
     assert "not-the-secret" not in repr(caught.value) and sent_sig not in repr(caught.value)
 
 
-def test_a_refused_rid_is_retried_once_with_a_fresh_rid(streamapi, client):
+def test_a_refused_rid_is_retried_once_with_a_fresh_rid(state_backend, streamapi, client):
     streamapi.fail_next(xml("<response><code>203</code><msg>Invalid request ID value</msg></response>"))
     assert client.themes()
     first, second = (int(r.query["rid"][0]) for r in streamapi.requests)
     assert second > first
 
 
-def test_a_rid_refused_twice_is_reported(streamapi, client):
+def test_a_rid_refused_twice_is_reported(state_backend, streamapi, client):
     streamapi.accounts[STREAMAPI_KEY].last_rid = 10**15  # someone used a far larger rid for this key
     with pytest.raises(StreamApiError) as caught:
         client.themes()
@@ -171,7 +171,7 @@ def test_hostile_or_malformed_xml_is_refused(streamapi, client, body, message):
         client.themes()
 
 
-def test_rids_strictly_increase_across_threads(streamapi, client):
+def test_rids_strictly_increase_across_threads(state_backend, streamapi, client):
     errors = []
 
     def work():
@@ -200,7 +200,7 @@ def _calls_from_another_process(base_url: str, data_dir: str, calls: int) -> Non
         client.themes()
 
 
-def test_rids_strictly_increase_across_processes(streamapi, private_data_dir):
+def test_rids_strictly_increase_across_processes(state_backend, streamapi, private_data_dir):
     args = (streamapi.base_url, str(private_data_dir), 20)
     assert run_processes(_calls_from_another_process, [args] * 4) == [0] * 4
     rids = [int(r.query["rid"][0]) for r in streamapi.requests]

@@ -1,0 +1,150 @@
+"""The warehouse as a DuckLake, for several hosts: a catalog in Postgres, Parquet files in a shared folder.
+
+Set ``STREAM_ASSETS_DUCKLAKE_CATALOG`` (e.g. ``postgres:dbname=lake host=db user=u password=p``) and
+``STREAM_ASSETS_DUCKLAKE_DATA_PATH`` (a folder every host mounts, or an object-store URL). Each warehouse
+connection is then an in-memory DuckDB that attaches the lake and ``USE``s it, so the same ``schema.table``
+names, the same one-transaction partition replace and the same history writes work unchanged, from any
+number of processes and hosts at once: DuckLake commits are optimistic. Two writers that touch the same
+table in overlapping transactions make the later commit fail with a conflict; the whole write is then
+retried (:func:`commit_attempts`) a bounded number of times before :class:`LakeCommitConflict`.
+
+Extensions: DuckDB downloads ``ducklake`` and ``postgres_scanner`` on first use, which an offline host cannot.
+The PyPI packages ``duckdb-extension-ducklake`` and ``duckdb-extension-postgres-scanner`` ship the extension
+files for one DuckDB version (hence the exact DuckDB pin in pyproject), and they are loaded from there by
+path when present; otherwise by name (``LOAD``, then ``INSTALL`` + ``LOAD``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import re
+import time
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import duckdb
+
+from stream_assets.core.errors import StreamAssetsError
+
+LAKE_ALIAS = "stream_assets_lake"
+# (extension name, the PyPI package shipping its file)
+POSTGRES_EXTENSION = ("postgres_scanner", "duckdb_extension_postgres_scanner")
+DUCKLAKE_EXTENSION = ("ducklake", "duckdb_extension_ducklake")
+
+
+class LakeError(StreamAssetsError):
+    """The DuckLake warehouse could not be opened or written."""
+
+
+class LakeCommitConflict(LakeError):
+    """A write kept conflicting with concurrent writers to the same table after every allowed attempt."""
+
+
+def redact(text: str) -> str:
+    """``text`` without passwords (``password=...`` pairs, ``user:password@`` in URLs)."""
+    text = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", str(text), flags=re.IGNORECASE)
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+
+
+def packaged_extension(name: str, package: str) -> Path | None:
+    """The extension file a PyPI package ships for the running DuckDB version, if installed."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    return path if path.is_file() else None
+
+
+def load_extension(conn: duckdb.DuckDBPyConnection, name: str, package: str) -> str:
+    """Load extension ``name``: the packaged file if present, else by name (installing it if needed).
+    Returns how it was loaded."""
+    path = packaged_extension(name, package)
+    if path is not None:
+        conn.execute(f"LOAD '{path}'")
+        return str(path)
+    try:
+        conn.execute(f"LOAD {name}")
+    except duckdb.Error:
+        conn.execute(f"INSTALL {name}")
+        conn.execute(f"LOAD {name}")
+    return name
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect_lake(catalog: str, data_path: str, config: Mapping[str, object] | None = None,
+                 attempts: int = 5) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the lake attached and in use (``USE``).
+
+    Attaching retries a few times: the first processes to attach a new catalog race to create its tables.
+    Errors never carry the catalog's password."""
+    for attempt in range(1, attempts + 1):
+        conn = duckdb.connect(":memory:", config=dict(config or {}))
+        try:
+            if catalog.startswith("postgres:"):
+                load_extension(conn, *POSTGRES_EXTENSION)
+            load_extension(conn, *DUCKLAKE_EXTENSION)
+            conn.execute(f"ATTACH {_quoted('ducklake:' + catalog)} AS {LAKE_ALIAS} (DATA_PATH {_quoted(data_path)})")
+            conn.execute(f"USE {LAKE_ALIAS}")
+            return conn
+        except duckdb.Error as error:
+            conn.close()
+            if attempt == attempts:
+                raise LakeError(f"cannot open the DuckLake {redact(catalog)!r} (data path {data_path!r}): "
+                                f"{redact(error)}") from None
+            time.sleep(random.uniform(0.1, 0.5) * attempt)
+    raise AssertionError("unreachable")
+
+
+def commit_conflict(error: BaseException | None) -> BaseException | None:
+    """The DuckLake commit conflict (another transaction changed the same table or schema first) behind
+    ``error``, if any. It may sit in the chain: a ``ROLLBACK`` after a failed ``COMMIT`` raises "no transaction
+    is active" while handling it."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, duckdb.TransactionException) and (
+                "conflict" in str(error).lower() or "Failed to commit DuckLake transaction" in str(error)):
+            return error
+        error, seen = error.__context__, seen + 1
+    return None
+
+
+class _Attempt:
+    """One try of a write: swallows a commit conflict unless it is the last try, which raises the typed error."""
+
+    def __init__(self, what: str, number: int, attempts: int) -> None:
+        self.what, self.number, self.attempts = what, number, attempts
+        self.succeeded = False
+
+    def __enter__(self) -> "_Attempt":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is None:
+            self.succeeded = True
+            return False
+        conflict = commit_conflict(error)
+        if conflict is None:
+            return False
+        if self.number < self.attempts:
+            return True
+        raise LakeCommitConflict(
+            f"{self.what}: DuckLake commit still conflicting with concurrent writers after {self.attempts} attempts "
+            f"(last: {redact(' '.join(str(conflict).split()))[:300]})") from None
+
+
+def commit_attempts(what: str, attempts: int) -> Iterator[_Attempt]:
+    """``for attempt in commit_attempts("schema.table", 10): with attempt: <the whole write>; return``.
+
+    A try whose commit conflicts is swallowed, and after a random, growing pause (at most 2 s) the next try
+    runs the whole write again on fresh data; the last try raises :class:`LakeCommitConflict` instead.
+    The block must leave the loop (``return``/``break``) once it succeeds."""
+    for number in range(1, attempts + 1):
+        attempt = _Attempt(what, number, attempts)
+        yield attempt
+        if attempt.succeeded:
+            return
+        time.sleep(random.uniform(0.0, min(2.0, 0.05 * 2**number)))

@@ -54,7 +54,7 @@ def streamapi_video_recordings(context: dg.AssetExecutionContext, streamapi: Str
             context.log.info(f"video/list {chunk}: {len(recordings)} recordings so far")
     frame = frame_of(recordings, RECORDINGS)
     warehouse.replace(RECORDINGS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
+    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=RECORDINGS, requests=client.requests_made))
 
 
 @dg.asset(key=[SCHEMA, "themes"], group_name=GROUP, kinds={"duckdb", "python"},
@@ -81,7 +81,7 @@ def streamapi_live_sessions(context: dg.AssetExecutionContext, streamapi: Stream
     with api_errors(context):
         frame = frame_of(client.live_sessions(), LIVE_SESSIONS, poll_time=poll_time)
     warehouse.replace(LIVE_SESSIONS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
+    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=LIVE_SESSIONS, requests=client.requests_made))
 
 
 assets = [streamapi_video_recordings, streamapi_themes, streamapi_live_sessions]

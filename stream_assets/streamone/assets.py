@@ -55,7 +55,7 @@ def streamone_items(context: dg.AssetExecutionContext, streamone: StreamOneResou
     frame = pd.DataFrame([item.row() for item in items], columns=ITEMS.column_names)
     check = _items_check(frame, window.start, window.end)
     warehouse.replace(ITEMS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made), check_results=[check])
+    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=ITEMS, requests=client.requests_made), check_results=[check])
 
 
 @dg.asset(key=[SCHEMA, "livestreams"], group_name=GROUP, kinds={"duckdb", "python"},
@@ -90,7 +90,7 @@ def streamone_item_views_daily(context: dg.AssetExecutionContext, streamone: Str
         frame = pd.DataFrame([{"day": today, "item_id": item.id, "views": item.views} for item in client.items()],
                              columns=ITEM_VIEWS.column_names)
     warehouse.replace(ITEM_VIEWS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
+    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=ITEM_VIEWS, requests=client.requests_made))
 
 
 assets = [streamone_items, streamone_livestreams, streamone_item_views_daily]

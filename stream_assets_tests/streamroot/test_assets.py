@@ -125,7 +125,7 @@ def test_today_partition_holds_only_closed_intervals_and_skips_the_completeness_
     (check,) = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["closed_days_checked"].value == 0
     latest = warehouse.query("SELECT max(ts) AS ts FROM streamroot.audience_timeseries").ts.item()
-    assert latest is pd.NaT or latest <= pd.Timestamp.utcnow().tz_localize(None) - pd.Timedelta(minutes=5)
+    assert latest is pd.NaT or latest <= pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(minutes=5)
 
 
 def test_completeness_check_fails_when_points_are_missing(streamroot, resources):

@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,7 @@ ITEM_VIEWS = "streamone/item_views_daily"  # only today's partition can be mater
 LIVE_SENSOR = "streamapi_live_sessions_sensor"
 UI_WAIT_SECONDS = 180
 # Materialization runs log to the console at this level; their full (DEBUG) logs are in the UI.
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -223,7 +225,7 @@ def forward_logs(ui: subprocess.Popen, log_path: Path, console: threading.Event)
         for line in ui.stdout:
             log.write(line)
             log.flush()
-            if console.is_set() and " - DEBUG - " not in line:
+            if console.is_set() and " - DEBUG - " not in ANSI_COLOUR.sub("", line):
                 sys.stdout.write(line)
                 sys.stdout.flush()
 

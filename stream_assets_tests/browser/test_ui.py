@@ -104,6 +104,7 @@ def dagster_ui(cli_env, tmp_path):
             os.killpg(ui.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        ui.wait(timeout=30)
         log.close()
 
 

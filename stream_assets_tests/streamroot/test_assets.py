@@ -82,8 +82,9 @@ def test_a_range_is_one_run_with_one_request_per_timeseries_endpoint(streamroot,
     days = warehouse.query("SELECT day FROM streamroot.traffic ORDER BY day").day.dt.date.tolist()
     assert days == [dt.date(2026, 2, d) for d in range(1, 11)]
     materialization = result.asset_materializations_for_node("streamroot__traffic_timeseries")[0]
-    assert materialization.metadata["requests"].value == 1
-    assert materialization.metadata["dagster/row_count"].value == 10 * 288
+    assert materialization.metadata["requests_in_run"].value == 1
+    assert materialization.metadata["rows_in_run"].value == 10 * 288
+    assert materialization.metadata["dagster/row_count"].value == 288  # each day its own count
 
 
 def test_rematerializing_leaves_identical_rows(resources, warehouse):

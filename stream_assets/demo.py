@@ -3,32 +3,55 @@
 Run ``python -m stream_assets.demo`` (the README's demo command creates the environment first).
 Ctrl-C stops the web UI and the emulators. Real keys in the environment are ignored here: the demo
 always talks to the emulators, and writes to ``$STREAM_ASSETS_DATA_DIR`` (default ``./data``).
+
+The console gets one line per API as its assets are materialized, then the UI's address once the web
+server answers, then Dagster's log lines at INFO and above; every run's full log is in the UI, and the
+web server's own output in ``$STREAM_ASSETS_DATA_DIR/dagster_home/webserver.log``. A second start asks
+the Dagster instance which days are already materialized and fetches only the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stream_assets.core.config import data_dir, duckdb_path
 from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT
 from stream_assets.streamapi.emulator import StreamApiEmulator
 from stream_assets.streamone.emulator import StreamOneEmulator
-from stream_assets.streamtime.emulator import StreamtimeEmulator
 from stream_assets.streamroot.emulator import StreamrootEmulator
+from stream_assets.streamtime.emulator import StreamtimeEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_STREAMROOT = ("demo-customer", "demo-streamroot-key")
 DEMO_STREAMAPI = ("demo-streamapi-key", "demo-streamapi-secret")
 DEMO_STREAMTIME = "demo-streamtime-key"
 DEMO_STREAMONE = ("demo-app", "demo-app-psk")  # an application with every token (the emulator's default)
+GROUPS = ("streamroot", "streamapi", "streamone", "streamtime")
+LIVE_SESSIONS = "streamapi/live_sessions"
+ITEM_VIEWS = "streamone/item_views_daily"  # only today's partition can be materialized
+LIVE_SENSOR = "streamapi_live_sessions_sensor"
+UI_WAIT_SECONDS = 180
+# Materialization runs log to the console at this level; their full (DEBUG) logs are in the UI.
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
 
 
 def start_emulators() -> tuple[list, dict[str, str]]:
@@ -54,52 +77,183 @@ def start_emulators() -> tuple[list, dict[str, str]]:
     return [streamroot, streamapi, streamone, streamtime], env
 
 
-def materializations(first: dt.date, last: dt.date, poll_key: str) -> list[list[str]]:
-    """`dagster asset materialize` arguments: the daily assets over the demo's days in one run, the snapshots
-    in another (fewer CLI start-ups), then the two partitions that only exist now."""
+@dataclass
+class GroupPlan:
+    """What one API's group still needs: daily assets over a range of days, snapshots, one-off partitions."""
+
+    name: str
+    total: int  # assets in the group
+    daily: list[str] = field(default_factory=list)
+    days: list[str] = field(default_factory=list)  # the demo's days some daily asset lacks
+    snapshots: list[str] = field(default_factory=list)
+    single: list[tuple[str, str]] = field(default_factory=list)  # (asset, partition key)
+
+    @property
+    def todo(self) -> int:
+        return (len(self.daily) if self.days else 0) + len(self.snapshots) + len(self.single)
+
+
+def plan(instance, defs, days: list[str]) -> list[GroupPlan]:
+    """Per group, what the instance has not materialized yet among the demo's days, snapshots and polls."""
+    import dagster as dg
+
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    plans = {group: GroupPlan(group, 0) for group in GROUPS}
+    for spec in defs.resolve_all_asset_specs():
+        group, key = plans[spec.group_name], spec.key.to_user_string()
+        group.total += 1
+        if key == ITEM_VIEWS:
+            if today not in instance.get_materialized_partitions(spec.key):
+                group.single.append((key, today))
+        elif key == LIVE_SESSIONS:
+            if instance.get_latest_materialization_event(spec.key) is None:
+                group.single.append((key, dt.datetime.now(dt.timezone.utc).strftime(POLL_KEY_FORMAT)))
+        elif isinstance(spec.partitions_def, dg.TimeWindowPartitionsDefinition):
+            group.daily.append(key)
+            done = instance.get_materialized_partitions(spec.key)
+            group.days = sorted(set(group.days) | {day for day in days if day not in done})
+        elif instance.get_latest_materialization_event(spec.key) is None:
+            group.snapshots.append(key)
+    return [plans[group] for group in GROUPS]
+
+
+def materialize(instance, defs, group: GroupPlan) -> list[str]:
+    """Run what the group needs, in-process against the instance (the runs show in the UI); failed assets."""
+    import dagster as dg
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    runs = []
+    if group.days:  # one single-run backfill over the days still missing
+        runs.append((group.daily, None, {"dagster/asset_partition_range_start": group.days[0],
+                                         "dagster/asset_partition_range_end": group.days[-1]}))
+    if group.snapshots:
+        runs.append((group.snapshots, None, {}))
+    for key, partition in group.single:
+        if key == LIVE_SESSIONS:  # partitioned by poll time: register this first poll
+            instance.add_dynamic_partitions(LIVE_POLLS.name, [partition])
+        runs.append(([key], partition, {}))
+    failed = []
+    for keys, partition, tags in runs:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey.from_user_string(k) for k in keys],
+            partition_key=partition, tags={**tags, "stream_assets/demo": "true"}, run_config=QUIET_RUN_CONFIG,
+            raise_on_error=False,
+        )
+        if not result.success:
+            failed.extend(keys)
+    return failed
+
+
+def materialize_all(days: list[str]) -> None:
     import dagster as dg
 
     from stream_assets.definitions import defs
 
-    daily, snapshots = [], []
-    for spec in defs.resolve_all_asset_specs():
-        key = spec.key.to_user_string()
-        if isinstance(spec.partitions_def, dg.DailyPartitionsDefinition) and key != "streamone/item_views_daily":
-            daily.append(key)
-        elif spec.partitions_def is None:
-            snapshots.append(key)
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    return [
-        ["--select", ",".join(sorted(daily)), "--partition-range", f"{first}...{last}"],
-        ["--select", ",".join(sorted(snapshots))],
-        ["--select", "streamapi/live_sessions", "--partition", poll_key],
-        # views can only be snapshotted for today: the API keeps no history of them
-        ["--select", "streamone/item_views_daily", "--partition", today],
-    ]
+    instance = dg.DagsterInstance.get()
+    plans = plan(instance, defs, days)
+    total = sum(group.total for group in plans)
+    if not any(group.todo for group in plans):
+        say(f"all {total} assets are materialized for {days[0]}...{days[-1]} (asked the Dagster instance): nothing to fetch")
+        return
+    started, done = time.monotonic(), 0
+    for group in plans:
+        skipped = group.total - group.todo
+        if group.todo:
+            failed = materialize(instance, defs, group)
+            if failed:
+                raise SystemExit(f"[demo] {group.name}: {', '.join(failed)} failed; the run's log is in the UI "
+                                 f"(dg dev) and in {instance.root_directory}")
+        done += group.total
+        days_note = (f"days {group.days[0]}...{group.days[-1]}" if group.days else "no day missing")
+        note = f", {skipped} already materialized" if skipped else ""
+        say(f"{group.name:<10} {group.todo}/{group.total} assets materialized ({days_note}{note}); "
+            f"{done}/{total} assets done, {time.monotonic() - started:.0f}s elapsed")
 
 
-def dagster(env: dict[str, str], *args: str) -> None:
-    print(f"[demo] dagster {' '.join(args)}", flush=True)
-    started = time.monotonic()
-    result = subprocess.run(["dagster", *args], cwd=REPO, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
-        raise SystemExit(f"[demo] `dagster {' '.join(args)}` failed (see above)")
-    print(f"[demo]   done in {time.monotonic() - started:.0f}s", flush=True)
+def wait_for_ui(url: str, ui: subprocess.Popen, timeout: float = UI_WAIT_SECONDS) -> None:
+    """Poll the web server until it answers (bounded); fail if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ui.poll() is not None:
+            raise SystemExit(f"[demo] the web UI exited with code {ui.returncode} (see its log)")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"[demo] the web UI did not answer on {url} within {timeout:.0f}s (see its log)")
 
 
-def materialize(env: dict[str, str], first: dt.date, last: dt.date) -> None:
+START_SENSOR = """mutation($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) { __typename ... on PythonError { message } }
+}"""
+
+
+def sensor_running() -> bool:
+    """Whether the instance already runs the live-session sensor (switched on by an earlier start)."""
     import dagster as dg
+    from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
-    # The live-session snapshots are partitioned by poll time: register this first poll with the instance.
-    poll_key = dt.datetime.now(dt.timezone.utc).strftime(POLL_KEY_FORMAT)
-    dg.DagsterInstance.get().add_dynamic_partitions(LIVE_POLLS.name, [poll_key])
-    for args in materializations(first, last, poll_key):
-        dagster(env, "asset", "materialize", "-m", "stream_assets", *args)
+    states = dg.DagsterInstance.get().all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    return any(s.name == LIVE_SENSOR and s.status == InstigatorStatus.RUNNING for s in states)
+
+
+def start_live_sensor(url: str) -> str:
+    """Switch the live-session sensor on through the web server's GraphQL API (kept on in the instance)."""
+    selector = {"repositoryLocationName": "stream_assets", "repositoryName": "__repository__", "sensorName": LIVE_SENSOR}
+    body = json.dumps({"query": START_SENSOR, "variables": {"selector": selector}}).encode()
+    request = urllib.request.Request(f"{url}/graphql", body, {"Content-Type": "application/json"})
+    deadline = time.monotonic() + 60  # the code location may still be loading
+    answer: dict = {}
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            answer = json.load(reply).get("data", {}).get("startSensor") or {}
+        if answer.get("__typename") == "Sensor":
+            return "on"
+        if "already running" in answer.get("message", ""):
+            return "on (already)"
+        time.sleep(1)
+    return f"not started ({answer.get('message', 'no answer')[:200]})"
+
+
+def forward_logs(ui: subprocess.Popen, log_path: Path, console: threading.Event) -> None:
+    """Copy the web server's output to its log file; once ``console`` is set, also show lines at INFO and
+    above (run workers log every event at DEBUG; those stay in the file and in the UI)."""
+    with log_path.open("a") as log:
+        for line in ui.stdout:
+            log.write(line)
+            log.flush()
+            if console.is_set() and " - DEBUG - " not in ANSI_COLOUR.sub("", line):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+
+def start_ui(env: dict[str, str], home: Path, port: int) -> tuple[subprocess.Popen, threading.Event]:
+    # Run from DAGSTER_HOME: started from the repository, Dagster would warn that the dagster.yaml there is not
+    # used (it is: the demo copied it into DAGSTER_HOME). Given a workspace file, `dg dev` needs no project folder.
+    ui = subprocess.Popen(
+        ["dg", "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port), "--log-level", "info"],
+        cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    console = threading.Event()
+    threading.Thread(target=forward_logs, args=(ui, home / "webserver.log", console), daemon=True).start()
+    return ui, console
+
+
+def stop(ui: subprocess.Popen | None) -> None:
+    if ui is None or ui.poll() is not None:
+        return
+    ui.send_signal(signal.SIGINT)
+    try:
+        ui.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        ui.kill()
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=7, help="closed days to materialize (default 7)")
     parser.add_argument("--port", type=int, default=3000, help="web UI port on 127.0.0.1 (default 3000)")
     parser.add_argument("--no-ui", action="store_true", help="materialize, then stop (no web UI)")
@@ -107,43 +261,44 @@ def main(argv: list[str] | None = None) -> None:
     # Stop cleanly on Ctrl-C and on SIGTERM, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.monotonic()
 
     home = data_dir() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     emulators, emulator_env = start_emulators()
-    os.environ.update(DAGSTER_HOME=str(home), STREAM_ASSETS_DATA_DIR=str(data_dir()))
-    env = {**os.environ, **emulator_env}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    for emulator in emulators:
-        print(f"[demo] {emulator.name} emulator on {emulator.root_url}", flush=True)
+    # The materializations run in this process, the UI in a child: both read the same environment.
+    os.environ.update(DAGSTER_HOME=str(home), STREAM_ASSETS_DATA_DIR=str(data_dir()), **emulator_env)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    say("emulators: " + ", ".join(f"{e.name} {e.root_url}" for e in emulators))
     ui = None
     try:
         today = dt.datetime.now(dt.timezone.utc).date()
-        materialize(env, today - dt.timedelta(days=args.days), today - dt.timedelta(days=1))
-        # The live-session sensor polls the live list every minute and records changes.
-        dagster(env, "sensor", "start", "streamapi_live_sessions_sensor", "-w", "workspace.yaml")
+        days = [(today - dt.timedelta(days=n)).isoformat() for n in range(args.days, 0, -1)]
+        if not args.no_ui:  # the web server starts while the assets materialize
+            ui, console = start_ui(env, home, args.port)
+        materialize_all(days)
         if args.no_ui:
+            say(f"done in {time.monotonic() - started:.0f}s; warehouse: {duckdb_path()}")
             return
-        ui = subprocess.Popen(["dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)],
-                              cwd=REPO, env=env)
+        url = f"http://127.0.0.1:{args.port}"
+        wait_for_ui(url, ui)
+        sensor = "on (already)" if sensor_running() else start_live_sensor(url)
+        say(f"ready in {time.monotonic() - started:.0f}s")
         print(
-            f"\n[demo] Dagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops the UI and the emulators)\n"
+            f"\n[demo] Dagster UI: {url}  (Ctrl-C stops the UI and the emulators)\n"
             f"[demo]   Assets > groups streamroot, streamtime, streamapi, streamone: partitions, metadata and checks of the last {args.days} days\n"
-            f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor (on), other sensors and schedules (off)\n"
-            f"[demo]   Warehouse: {duckdb_path()}  (open it read-only with duckdb once the UI is stopped)\n",
+            f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor ({sensor}), other sensors and schedules (off)\n"
+            f"[demo]   Warehouse: {duckdb_path()}  (open it read-only with duckdb once the UI is stopped)\n"
+            f"[demo]   Dagster's log lines at INFO and above follow; all of them: {home / 'webserver.log'}\n",
             flush=True,
         )
+        console.set()
         ui.wait()
     except KeyboardInterrupt:
-        print("\n[demo] stopping", flush=True)
+        say("stopping")
     finally:
-        if ui is not None and ui.poll() is None:
-            ui.send_signal(signal.SIGINT)
-            try:
-                ui.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                ui.kill()
+        stop(ui)
         for emulator in emulators:
             emulator.stop()
 

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import dagster as dg
 import pytest
 
 from stream_assets.core.warehouse import Warehouse
@@ -66,6 +67,14 @@ def private_data_dir(tmp_path, monkeypatch):
     """Each test gets its own STREAM_ASSETS_DATA_DIR (warehouse default, rid and limiter state)."""
     monkeypatch.setenv("STREAM_ASSETS_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
+
+
+@pytest.fixture
+def instance():
+    """An ephemeral Dagster instance, closed after the test (an unclosed one leaves a temporary folder for the
+    garbage collector, which warnings-as-errors reports in whatever test runs then)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 """The code location through the `dagster` CLI, in subprocesses, against the session's emulators."""
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -110,3 +112,66 @@ def test_streamtime_assets_through_the_cli(cli_env, streamtime):
         assert days == [("2026-03-02",), ("2026-03-03",), ("2026-03-04",)]
         assert conn.execute("SELECT count(*) FROM streamtime.users").fetchone() == (8,)
     assert streamtime.counters["throttled"] == 0
+
+
+def test_dg_check_defs_loads_the_project(cli_env):
+    result = subprocess.run(["dg", "check", "defs"], cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+def test_dg_launch_of_a_range_records_each_days_own_row_count(cli_env, tmp_path):
+    """A 7-day single-run backfill through `dg launch`: the instance holds one materialization per day, each
+    with that day's 288 rows (not the run's 2,016), and the run's totals under *_in_run names."""
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**cli_env, "DAGSTER_HOME": str(home)}
+    result = subprocess.run(["dg", "launch", "--assets", "streamroot/traffic_timeseries",
+                             "--partition-range", "2026-03-01...2026-03-07"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.fetch_materializations(dg.AssetKey(["streamroot", "traffic_timeseries"]), limit=50).records
+        runs = {r.run_id for r in records}
+    by_day = {r.asset_materialization.partition: r.asset_materialization.metadata for r in records}
+    assert len(runs) == 1
+    assert sorted(by_day) == [f"2026-03-0{d}" for d in range(1, 8)]
+    assert {day: m["dagster/row_count"].value for day, m in by_day.items()} == {day: 288 for day in by_day}
+    assert {m["rows_in_run"].value for m in by_day.values()} == {7 * 288}
+    with duckdb.connect(f"{cli_env['STREAM_ASSETS_DATA_DIR']}/warehouse.duckdb", read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM streamroot.traffic_timeseries").fetchone() == (7 * 288,)
+
+
+def test_the_demo_is_quiet_and_a_second_start_fetches_only_missing_days(tmp_path):
+    import datetime as dt
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAM", "DAGSTER_HOME"))}
+    env["STREAM_ASSETS_DATA_DIR"] = str(tmp_path / "data")
+
+    def demo(*args: str) -> list[str]:
+        result = subprocess.run([sys.executable, "-m", "stream_assets.demo", "--no-ui", *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        return (result.stdout + result.stderr).splitlines()
+
+    first = demo("--days", "3")
+    assert len(first) < 40, "\n".join(first)
+    progress = [line for line in first if "assets materialized" in line]
+    assert [line.split()[1] for line in progress] == ["streamroot", "streamapi", "streamone", "streamtime"]
+    assert "28/28 assets done" in progress[-1]
+    assert not any(" - DEBUG - " in line or "dagster.yaml" in line for line in first), "\n".join(first)
+
+    again = demo("--days", "3")
+    assert any("nothing to fetch" in line for line in again), "\n".join(again)
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    older = (today - dt.timedelta(days=4)).isoformat()
+    wider = demo("--days", "4")  # one more day back: only that day is fetched
+    assert any(f"days {older}...{older}" in line for line in wider if line.split()[1] == "streamroot"), "\n".join(wider)
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
+        per_day = conn.execute("SELECT CAST(ts AS DATE), count(*) FROM streamroot.traffic_timeseries GROUP BY 1").fetchall()
+        polls = conn.execute("SELECT count(DISTINCT poll_time) FROM streamapi.live_sessions").fetchone()
+    assert sorted(per_day) == [(today - dt.timedelta(days=n), 288) for n in range(4, 0, -1)]
+    assert polls == (1,)  # the first poll only: later starts leave new polls to the sensor

@@ -12,6 +12,7 @@ import pandas as pd
 
 from stream_assets.core.config import start_date
 from stream_assets.core.errors import ApiError, naming_partition
+from stream_assets.core.warehouse import Table
 from stream_assets.core.windows import TimeWindow
 
 # BackfillPolicy is marked beta in Dagster 1.13; we rely on it knowingly, so keep the logs quiet about it.
@@ -67,13 +68,94 @@ def api_errors(context: dg.AssetExecutionContext) -> Iterator[None]:
         raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=30) from error
 
 
-def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "_no rows_")
+PREVIEW_ROWS = 10
+PREVIEW_CELL_CHARS = 60
+# Counters of a whole run: in a ranged run they cannot be split by partition, so they get an `_in_run` name.
+RUN_COUNTERS = ("requests", "http_seconds", "seconds_waited_for_budget", "throttled_429")
 
 
-def table_metadata(frame: pd.DataFrame, window: TimeWindow | None, **extra: Any) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"dagster/row_count": len(frame), "preview": preview(frame)}
-    if window is not None:
-        metadata["window"] = str(window)
-    metadata.update(extra)
+def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, cell_chars: int = PREVIEW_CELL_CHARS) -> dg.MetadataValue:
+    """The first ``rows`` rows as a markdown table, each cell cut to ``cell_chars`` characters, so that a wide
+    or long text column cannot blow up the event log."""
+    if not len(frame):
+        return dg.MetadataValue.md("_no rows_")
+
+    def cut(value: Any) -> str:
+        text = str(value).replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= cell_chars else text[: cell_chars - 1] + "…"
+
+    head = frame.head(rows).astype(object).map(cut)
+    head.columns = [cut(column) for column in head.columns]
+    note = f"\n\n_first {rows} of {len(frame)} rows_" if len(frame) > rows else ""
+    return dg.MetadataValue.md(head.to_markdown(index=False) + note)
+
+
+def _current_context() -> dg.AssetExecutionContext | None:
+    try:
+        return dg.AssetExecutionContext.get()
+    except dg.DagsterInvariantViolationError:  # called outside an asset execution (a test of the helper, a script)
+        return None
+
+
+def _partition_column(frame: pd.DataFrame, window: TimeWindow, table: Table | None) -> str | None:
+    """The column placing a row in a partition: the table's window column, else the one date/time column
+    whose values all fall inside the run's window (None when there is no such single column)."""
+    if table is not None:
+        return table.window_column
+    candidates = []
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if values.empty or not (pd.api.types.is_datetime64_any_dtype(values)
+                                or all(isinstance(v, (dt.date, dt.datetime)) for v in values.head(20))):
+            continue
+        times = _utc(values)
+        if ((times >= window.start) & (times < window.end)).all():
+            candidates.append(column)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    times = pd.to_datetime(values)
+    return times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
+
+
+def _rows_per_partition(context: dg.AssetExecutionContext, frame: pd.DataFrame,
+                        column: str) -> dict[str, tuple[TimeWindow, int]]:
+    partitions_def = context.assets_def.partitions_def
+    times = _utc(frame[column]) if len(frame) else pd.Series([], dtype="datetime64[ns, UTC]")
+    counts = {}
+    for key in context.partition_keys:
+        span = partitions_def.time_window_for_partition_key(key)
+        counts[key] = (TimeWindow(span.start, span.end), int(((times >= span.start) & (times < span.end)).sum()))
+    return counts
+
+
+def table_metadata(frame: pd.DataFrame, window: TimeWindow | None, *, table: Table | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    """The metadata of a materialization: row count, the run's counters (``extra``), window and a preview.
+
+    A ranged (single-run backfill) run materializes every partition of its range with the metadata
+    returned here, so run totals there get names that say so (``rows_in_run``, ``requests_in_run``, ...),
+    and each partition gets its own ``dagster/row_count`` and ``window`` through
+    ``context.add_asset_metadata(partition_key=...)`` (rows placed by the table's window column). When
+    that column is unknown, ranged runs carry no ``dagster/row_count`` rather than a wrong one.
+    """
+    context = _current_context() if window is not None else None
+    ranged = (context is not None and context.has_partition_key_range
+              and context.partition_key_range.start != context.partition_key_range.end)
+    metadata: dict[str, Any] = {"preview": preview(frame)}
+    if not ranged:
+        metadata["dagster/row_count"] = len(frame)
+        if window is not None:
+            metadata["window"] = str(window)
+        metadata.update(extra)
+        return metadata
+    keys = context.partition_keys
+    metadata.update(rows_in_run=len(frame), partitions_in_run=len(keys), run_window=str(window))
+    for name, value in extra.items():
+        metadata[f"{name}_in_run" if name in RUN_COUNTERS else name] = value
+    column = _partition_column(frame, window, table)
+    if column is not None and isinstance(context.assets_def.partitions_def, dg.TimeWindowPartitionsDefinition):
+        for key, (span, rows) in _rows_per_partition(context, frame, column).items():
+            context.add_asset_metadata({"dagster/row_count": rows, "window": str(span)}, partition_key=key)
     return metadata

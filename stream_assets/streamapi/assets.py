@@ -1,6 +1,8 @@
 """StreamAPI assets: recordings by creation day, the themes snapshot, and live-session polls."""
 
 import datetime as dt
+import hashlib
+import json
 
 import dagster as dg
 import pandas as pd
@@ -35,6 +37,12 @@ LIVE_SESSIONS = Table(SCHEMA, "live_sessions", (
                  "current_chatters"))
 
 
+def live_set_fingerprint(sessions: list) -> str:
+    """Which sessions are live (host and start time), independent of their changing viewer counts."""
+    live = sorted((s.public_hostid, s.start_time.isoformat()) for s in sessions)
+    return hashlib.sha256(json.dumps(live).encode()).hexdigest()[:16]
+
+
 def frame_of(models: list, table: Table, **constants: object) -> pd.DataFrame:
     """Models as the table's rows (``model_dump`` leaves out broadcaster secrets such as private_hostid)."""
     frame = pd.DataFrame([{**constants, **m.model_dump()} for m in models], columns=table.column_names)
@@ -61,7 +69,7 @@ def streamapi_video_recordings(context: dg.AssetExecutionContext, streamapi: Str
     if not_understood:
         context.log.warning(f"video/list: values in an unexpected format stored as NULL: {not_understood}")
     return dg.MaterializeResult(metadata=table_metadata(
-        frame, window, requests=client.requests_made, rows_written=written,
+        frame, window, table=RECORDINGS, requests=client.requests_made, rows_written=written,
         fields_not_understood=dg.MetadataValue.json(not_understood)))
 
 
@@ -87,9 +95,12 @@ def streamapi_live_sessions(context: dg.AssetExecutionContext, streamapi: Stream
     window = TimeWindow(poll_time, poll_time + dt.timedelta(seconds=1))
     client = streamapi.client()
     with api_errors(context):
-        frame = frame_of(client.live_sessions(), LIVE_SESSIONS, poll_time=poll_time)
+        sessions = client.live_sessions()
+        frame = frame_of(sessions, LIVE_SESSIONS, poll_time=poll_time)
         warehouse.replace(LIVE_SESSIONS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
+    # The sensor compares its first poll with this fingerprint, so a restart does not store the same set twice.
+    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=LIVE_SESSIONS, requests=client.requests_made,
+                                                        live_set=live_set_fingerprint(sessions)))
 
 
 assets = [streamapi_video_recordings, streamapi_themes, streamapi_live_sessions]

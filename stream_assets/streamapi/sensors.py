@@ -1,14 +1,11 @@
 """Poll the live list and record a snapshot whenever the set of live sessions changes."""
 
 import datetime as dt
-import hashlib
-import json
-
 import dagster as dg
 
 from stream_assets.core import config
 from stream_assets.core.errors import ApiError, SettingError
-from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT, streamapi_live_sessions
+from stream_assets.streamapi.assets import LIVE_POLLS, POLL_KEY_FORMAT, live_set_fingerprint, streamapi_live_sessions
 from stream_assets.streamapi.resources import StreamApiResource
 
 DEFAULT_POLL_SECONDS = 60
@@ -27,10 +24,11 @@ except SettingError:  # a bad value must not stop the code location from loading
 live_sessions_job = dg.define_asset_job("streamapi_live_sessions_job", selection=[streamapi_live_sessions.key])
 
 
-def live_set_fingerprint(sessions: list) -> str:
-    """Which sessions are live (host and start time), independent of their changing viewer counts."""
-    live = sorted((s.public_hostid, s.start_time.isoformat()) for s in sessions)
-    return hashlib.sha256(json.dumps(live).encode()).hexdigest()[:16]
+def stored_live_set(instance: dg.DagsterInstance) -> str | None:
+    """The fingerprint of the last stored snapshot (from its materialization metadata), or None."""
+    event = instance.get_latest_materialization_event(streamapi_live_sessions.key)
+    entry = event.asset_materialization.metadata.get("live_set") if event and event.asset_materialization else None
+    return entry.value if entry is not None else None
 
 
 @dg.sensor(job=live_sessions_job, minimum_interval_seconds=POLL_SECONDS,
@@ -43,8 +41,12 @@ def streamapi_live_sessions_sensor(context: dg.SensorEvaluationContext, streamap
     except ApiError as error:
         return dg.SkipReason(f"could not poll the live list: {error}")
     fingerprint = live_set_fingerprint(sessions)
+    unchanged = f"live set unchanged ({len(sessions)} sessions)"
     if fingerprint == context.cursor:
-        return dg.SkipReason(f"live set unchanged ({len(sessions)} sessions)")
+        return dg.SkipReason(unchanged)
+    # A first tick (empty cursor: a new deployment, the demo's start) compares with the last stored snapshot.
+    if not context.cursor and fingerprint == stored_live_set(context.instance):
+        return dg.SensorResult(skip_reason=f"{unchanged}, as stored by the last snapshot", cursor=fingerprint)
     key = dt.datetime.now(dt.timezone.utc).strftime(POLL_KEY_FORMAT)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=key, partition_key=key)],

@@ -62,7 +62,7 @@ def streamone_items(context: dg.AssetExecutionContext, streamone: StreamOneResou
     if not_understood:
         context.log.warning(f"item/view: values in an unexpected format stored as NULL: {not_understood}")
     return dg.MaterializeResult(
-        metadata=table_metadata(frame, window, requests=client.requests_made,
+        metadata=table_metadata(frame, window, table=ITEMS, requests=client.requests_made,
                                 fields_not_understood=dg.MetadataValue.json(not_understood)),
         check_results=[check])
 
@@ -100,7 +100,7 @@ def streamone_item_views_daily(context: dg.AssetExecutionContext, streamone: Str
         frame = pd.DataFrame([{"day": today, "item_id": item.id, "views": item.views} for item in client.items()],
                              columns=ITEM_VIEWS.column_names)
         warehouse.replace(ITEM_VIEWS, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, requests=client.requests_made))
+    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=ITEM_VIEWS, requests=client.requests_made))
 
 
 assets = [streamone_items, streamone_livestreams, streamone_item_views_daily]

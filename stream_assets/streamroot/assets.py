@@ -71,7 +71,7 @@ def build_endpoint_asset(endpoint: Endpoint) -> dg.AssetsDefinition:
         context.log.info(f"{SCHEMA}.{endpoint.name}: replaced window {window} with {written} rows "
                          f"({client.requests_made} requests)")
         return dg.MaterializeResult(
-            metadata=table_metadata(frame, window, requests=client.requests_made,
+            metadata=table_metadata(frame, window, table=endpoint.table, requests=client.requests_made,
                                     http_seconds=round(client.http_seconds, 3)),
             check_results=[_complete_days_check(frame, window, key)] if endpoint.is_timeseries else None,
         )
@@ -165,7 +165,7 @@ def streamroot_daily_kpis(context: dg.AssetExecutionContext, warehouse: Warehous
     rates = frame[["buffering_rate", "p2p_offload"]]
     out_of_range = int(((rates < 0) | (rates > 1)).sum().sum())
     return dg.MaterializeResult(
-        metadata=table_metadata(frame, window),
+        metadata=table_metadata(frame, window, table=KPI_TABLE),
         check_results=[
             dg.AssetCheckResult(check_name="rates_within_unit_interval", passed=out_of_range == 0,
                                 metadata={"values_out_of_range": out_of_range}),

@@ -52,8 +52,7 @@ def test_themes_snapshot_is_replaced_whole(resources, warehouse):
     assert themes.name.tolist() == ["Classic", "Widescreen", "Studio HD", "Compact"]
 
 
-def test_live_sessions_poll_keeps_public_ids_only(streamapi, resources, warehouse):
-    instance = dg.DagsterInstance.ephemeral()
+def test_live_sessions_poll_keeps_public_ids_only(streamapi, resources, warehouse, instance):
     instance.add_dynamic_partitions(LIVE_POLLS.name, ["2026-11-25T10:00:00Z"])
     assert run(resources, LIVE, partition_key="2026-11-25T10:00:00Z", instance=instance).success
     rows = warehouse.query("SELECT * FROM streamapi.live_sessions ORDER BY public_hostid")
@@ -68,8 +67,7 @@ def test_live_sessions_poll_keeps_public_ids_only(streamapi, resources, warehous
     assert len(warehouse.query("SELECT * FROM streamapi.live_sessions")) == 2
 
 
-def test_sensor_requests_a_run_only_when_the_live_set_changes(streamapi, resources):
-    instance = dg.DagsterInstance.ephemeral()
+def test_sensor_requests_a_run_only_when_the_live_set_changes(streamapi, resources, instance):
 
     def tick(cursor):
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"streamapi": resources["streamapi"]})
@@ -86,6 +84,25 @@ def test_sensor_requests_a_run_only_when_the_live_set_changes(streamapi, resourc
     assert isinstance(tick(started.cursor), dg.SkipReason)
     streamapi.end_broadcast("1000016000")
     assert isinstance(tick(started.cursor), dg.SensorResult)
+
+
+def test_sensor_first_tick_stores_nothing_when_the_last_snapshot_holds_the_same_live_set(streamapi, resources, warehouse, instance):
+    instance.add_dynamic_partitions(LIVE_POLLS.name, ["2026-11-25T10:00:00Z"])
+    assert run(resources, LIVE, partition_key="2026-11-25T10:00:00Z", instance=instance).success
+
+    def first_tick():
+        context = dg.build_sensor_context(instance=instance, cursor=None, resources={"streamapi": resources["streamapi"]})
+        return streamapi_live_sessions_sensor(context)
+
+    result = first_tick()
+    assert isinstance(result, dg.SensorResult) and not result.run_requests and not result.dynamic_partitions_requests
+    assert "as stored by the last snapshot" in result.skip_reason.skip_message
+    assert result.cursor  # later ticks compare with the cursor
+    assert instance.get_dynamic_partitions(LIVE_POLLS.name) == ["2026-11-25T10:00:00Z"]
+    assert len(warehouse.query("SELECT * FROM streamapi.live_sessions")) == 2
+    streamapi.start_broadcast("1000016001", seconds_ago=120)
+    changed = first_tick()
+    assert isinstance(changed, dg.SensorResult) and len(changed.run_requests) == 1
 
 
 def test_sensor_skips_when_the_api_fails(streamapi, resources):

@@ -82,8 +82,9 @@ def test_a_range_is_one_run_with_one_request_per_timeseries_endpoint(streamroot,
     days = warehouse.query("SELECT day FROM streamroot.traffic ORDER BY day").day.dt.date.tolist()
     assert days == [dt.date(2026, 2, d) for d in range(1, 11)]
     materialization = result.asset_materializations_for_node("streamroot__traffic_timeseries")[0]
-    assert materialization.metadata["requests"].value == 1
-    assert materialization.metadata["dagster/row_count"].value == 10 * 288
+    assert materialization.metadata["requests_in_run"].value == 1
+    assert materialization.metadata["rows_in_run"].value == 10 * 288
+    assert materialization.metadata["dagster/row_count"].value == 288  # each day its own count
 
 
 def test_rematerializing_leaves_identical_rows(resources, warehouse):
@@ -125,7 +126,7 @@ def test_today_partition_holds_only_closed_intervals_and_skips_the_completeness_
     (check,) = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["closed_days_checked"].value == 0
     latest = warehouse.query("SELECT max(ts) AS ts FROM streamroot.audience_timeseries").ts.item()
-    assert latest is pd.NaT or latest <= pd.Timestamp.utcnow().tz_localize(None) - pd.Timedelta(minutes=5)
+    assert latest is pd.NaT or latest <= pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(minutes=5)
 
 
 def test_completeness_check_fails_when_points_are_missing(streamroot, resources):

@@ -161,10 +161,9 @@ def sensor_tick(resource, instance, cursor=None):
     return streamtime_budget_sensor(context)
 
 
-def test_sensor_asks_for_missing_days_newest_first_within_the_budget(streamtime, monkeypatch):
+def test_sensor_asks_for_missing_days_newest_first_within_the_budget(streamtime, monkeypatch, instance):
     monkeypatch.setenv("STREAMTIME_SENSOR_LOOKBACK_DAYS", "30")
     resource = StreamtimeResource(api_key=STREAMTIME_KEY, base_url=streamtime.base_url, rate_limits="60/3600")
-    instance = dg.DagsterInstance.ephemeral()
     result = sensor_tick(resource, instance)
     keys = [r.partition_key for r in result.run_requests]
     yesterday = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
@@ -174,12 +173,12 @@ def test_sensor_asks_for_missing_days_newest_first_within_the_budget(streamtime,
     assert not set(r.partition_key for r in again.run_requests) & set(keys)
 
 
-def test_sensor_asks_for_nothing_when_the_budget_is_spent(streamtime, private_data_dir):
+def test_sensor_asks_for_nothing_when_the_budget_is_spent(streamtime, private_data_dir, instance):
     resource = StreamtimeResource(api_key=STREAMTIME_KEY, base_url=streamtime.base_url, rate_limits="5/3600")
     limiter = resource.limiter()
     for _ in range(5):
         limiter.settle(limiter.acquire())  # settled: an unsettled request holds the processing budget
-    result = sensor_tick(resource, dg.DagsterInstance.ephemeral())
+    result = sensor_tick(resource, instance)
     assert isinstance(result, dg.SkipReason) and "budget spent" in result.skip_message
 
 
@@ -192,9 +191,8 @@ def test_one_days_run_costs_what_the_sensor_counts(streamtime, resources):
     assert result.success and len(streamtime.requests) == REQUESTS_PER_PARTITION - empty_days
 
 
-def test_sensor_skips_days_materialized_after_they_closed(streamtime, resources, monkeypatch):
+def test_sensor_skips_days_materialized_after_they_closed(streamtime, resources, monkeypatch, instance):
     monkeypatch.setenv("STREAMTIME_SENSOR_LOOKBACK_DAYS", "2")
-    instance = dg.DagsterInstance.ephemeral()
     today = dt.datetime.now(dt.timezone.utc).date()
     days = [(today - dt.timedelta(days=n)).isoformat() for n in (1, 2)]
     for day in days:

@@ -37,7 +37,8 @@ DAILY_FIGURES = (
     DailyFigure("quote_total_ex_tax", "quotes", "sum", ("quote_currency_total_amount_ex_tax",)),
 )
 STATISTICS_VIEWS = tuple(dict.fromkeys(f.view for f in DAILY_FIGURES))
-STATISTICS_TABLE = Table(SCHEMA, "daily_statistics", (("day", "DATE"), *((f.column, "DOUBLE") for f in DAILY_FIGURES)), "day")
+STATISTICS_TABLE = Table(SCHEMA, "daily_statistics", (("day", "DATE"), *((f.column, "DOUBLE") for f in DAILY_FIGURES)), "day",
+                         key=("day",))
 
 
 def budget_metadata(client: StreamtimeClient) -> dict:
@@ -72,18 +73,18 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         client = streamtime.client(on_wait=_waits(context))
         with api_errors(context):
             read = client.read(entity, window)
-        frame = pd.DataFrame(read.rows, columns=entity.table.column_names)
+            frame = pd.DataFrame(read.rows, columns=entity.table.column_names)
+            warehouse.replace(entity.table, frame, window)
         if read.fields_not_understood:
             context.log.warning(f"fields not understood (stored as NULL): {dict(read.fields_not_understood)}")
         if read.additional_data_unavailable:
             context.log.warning(f"view {entity.view} offers no additional data {read.additional_data_unavailable}: "
                                 "their columns stay NULL")
-        warehouse.replace(entity.table, frame, window)
         extra = {"fields_not_understood": dg.MetadataValue.json(dict(read.fields_not_understood)),
                  **({"date_selector": read.date_selector} if read.date_selector else {}),
                  **({"additional_data_unavailable": dg.MetadataValue.json(read.additional_data_unavailable)}
                     if read.additional_data_unavailable else {})}
-        return dg.MaterializeResult(metadata=table_metadata(frame, window, **budget_metadata(client), **extra))
+        return dg.MaterializeResult(metadata=table_metadata(frame, window, table=entity.table, **budget_metadata(client), **extra))
 
     entity_asset.__name__ = f"streamtime_{entity.name}"
     return entity_asset
@@ -119,8 +120,8 @@ def streamtime_daily_statistics(context: dg.AssetExecutionContext, streamtime: S
     client = streamtime.client(on_wait=_waits(context))
     with api_errors(context):
         frame = daily_figures(client, window)
-    warehouse.replace(STATISTICS_TABLE, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, **budget_metadata(client)))
+        warehouse.replace(STATISTICS_TABLE, frame, window)
+    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=STATISTICS_TABLE, **budget_metadata(client)))
 
 
 assets = [*entity_assets, streamtime_daily_statistics]

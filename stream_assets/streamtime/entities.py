@@ -44,7 +44,10 @@ class Entity:
     def table(self) -> Table:
         columns = (self.model.columns() + [(column, "VARCHAR") for column, _ in self.additional.values()]
                    + [RECORD_COLUMN])
-        return Table(SCHEMA, self.name, columns, self.date_field)
+        # Each record is one row by its id; durations in minutes are never negative (design.md, "Data the
+        # warehouse may hold").
+        minutes = tuple(name for name, _ in columns if name == "minutes" or name.endswith("_minutes"))
+        return Table(SCHEMA, self.name, columns, self.date_field, key=("id",), non_negative=minutes)
 
 
 ENTITIES: tuple[Entity, ...] = (

@@ -68,7 +68,8 @@ def test_every_asset_over_a_range_in_one_run(streamtime, resources, warehouse):
     # /report: 90 days in chunks of 31 with daily buckets, per view.
     assert sum(r.path == "/v2/report" for r in streamtime.requests) == 3 * len(STATISTICS_VIEWS)
     metadata = result.asset_materializations_for_node("streamtime__logged_times")[0].metadata
-    assert metadata["requests"].value == 1 + pages["time"] and metadata["throttled_429"].value == 0
+    assert metadata["requests_in_run"].value == 1 + pages["time"] and metadata["throttled_429_in_run"].value == 0
+    assert metadata["rows_in_run"].value == len(streamtime.records("time", FIRST, LAST))
     assert metadata["fields_not_understood"].value == {} and metadata["date_selector"].value == "logged_time_date"
     # Re-materializing one day replaces that day only.
     before = warehouse.query("SELECT * EXCLUDE (record) FROM streamtime.invoices ORDER BY id")

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import requests
 from pydantic import ValidationError
 
-from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
+from stream_assets.core.errors import ApiConnectionError, ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
 from stream_assets.core.http import HttpApi, build_session, error_message
 from stream_assets.core.paging import Page, ServedPageSizes, offset_pages
 from stream_assets.core.ratelimit import RateLimiter
@@ -33,6 +33,7 @@ from stream_assets.streamtime.report import ReportUnreadable, Statistic, daily_b
 
 DEFAULT_BASE_URL = "https://api.streamtime.net/v2"
 MAX_LIMIT = 1000  # the documented default and maximum of `limit` (above it the request errors)
+LIMITER_DEADLINE_MARGIN = 10.0  # s beyond the transport's total time: scheduling slack of the process
 MAX_THROTTLED_RETRIES = 5
 REPORT_CHUNK_DAYS = 31  # a range asked of /report with time_breakdown; short enough to hope for daily buckets
 SELECTOR_SETTING = "date_selectors"  # the resource setting (and STREAMTIME_DATE_SELECTORS) that picks a selector
@@ -118,6 +119,10 @@ class StreamtimeClient(HttpApi):
             raise ApiRequestError(self.api_name, "configuration", "an API key is required")
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self.limiter = limiter
+        if limiter is not None:
+            # The limiter counts a request it never saw answered as in flight until its deadline: that deadline
+            # must outlast the longest this client may spend on one request (every attempt and backoff).
+            limiter.deadline = max(limiter.deadline, self.policy.total_seconds + LIMITER_DEADLINE_MARGIN)
         self.sleep = sleep
         self.date_selectors = dict(date_selectors or {})  # entity name -> selector, overriding the preferences
         self.throttled = 0  # 429 answers seen (a correct limiter never sees one)
@@ -162,9 +167,15 @@ class StreamtimeClient(HttpApi):
         with self.limiter.slot() as charge:
             started = time.perf_counter()
             try:
-                return self.send(method, endpoint, url, headers=headers, **kwargs)
-            finally:
-                charge(time.perf_counter() - started)  # the API charges processing time; we charge elapsed
+                response = self.send(method, endpoint, url, headers=headers, **kwargs)
+            except ApiConnectionError as error:
+                if getattr(error, "nothing_sent", False):
+                    charge(time.perf_counter() - started)  # it never reached the server
+                # Otherwise the server may still be working on it: the limiter keeps it in flight until its
+                # deadline, rather than charge a guess.
+                raise
+            charge(time.perf_counter() - started)  # the API charges processing time; we charge elapsed
+            return response
 
     # --- setups --------------------------------------------------------------------------------
     def search_setup(self, view: str) -> Setup:

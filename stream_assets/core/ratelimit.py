@@ -58,18 +58,22 @@ from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
 from urllib.parse import urlsplit
 
-from stream_assets.core.config import data_dir
-from stream_assets.core.errors import StreamAssetsError
+from stream_assets.core.config import data_dir, state_url
+from stream_assets.core.errors import LockTimeoutError, StreamAssetsError
 
-STATE_URL_VARIABLE = "STREAM_ASSETS_STATE_URL"
-DEFAULT_DEADLINE = 180.0  # s: above the HTTP layer's (10 s connect, 120 s read) timeouts
+DEFAULT_DEADLINE = 180.0  # s; a client raises it to outlast its own transport policy (streamtime/client.py)
 BUDGET_VARIABLES = {"requests": "STREAMTIME_RATE_LIMITS", "processing": "STREAMTIME_PROCESSING_LIMITS"}
 
 Clock = Callable[[], float]
 
 
-class LimiterLockTimeout(StreamAssetsError):
-    """The limiter's shared state stayed locked (or unreachable) longer than its timeout."""
+class LimiterLockTimeout(LockTimeoutError):
+    """The limiter's shared state stayed locked (or unreachable) longer than its timeout. One of the lock-wait
+    errors of core/errors.py, with a message of its own (what was waited for, where, how long)."""
+
+    def __init__(self, message: str) -> None:
+        StreamAssetsError.__init__(self, message)
+        self.what, self.waited_seconds = message, None
 
 
 @dataclass(frozen=True)
@@ -365,11 +369,9 @@ _postgres_lock = threading.Lock()
 def limiter_backend() -> LimiterBackend:
     """The deployment's backend: Postgres when ``STREAM_ASSETS_STATE_URL=postgresql://...`` (one pool per
     process and URL), else the SQLite file in the data dir."""
-    url = os.environ.get(STATE_URL_VARIABLE, "").strip()
+    url = state_url()  # checked there, once for the limiter and the rid state
     if not url:
         return SqliteLimiterBackend()
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ValueError(f"{STATE_URL_VARIABLE}: expected postgresql://user:password@host:port/database")
     with _postgres_lock:
         key = (os.getpid(), url)  # a pool must not cross a fork
         if key not in _postgres_backends:

@@ -109,7 +109,7 @@ def test_the_backend_follows_the_environment(monkeypatch, tmp_path, request):
     monkeypatch.delenv("STREAM_ASSETS_STATE_URL", raising=False)
     assert isinstance(limiter_backend(), SqliteLimiterBackend)
     monkeypatch.setenv("STREAM_ASSETS_STATE_URL", "mysql://somewhere/db")
-    with pytest.raises(ValueError, match="STREAM_ASSETS_STATE_URL: expected postgresql://"):
+    with pytest.raises(ValueError, match="STREAM_ASSETS_STATE_URL must be a postgresql:// URL"):
         limiter_backend()
 
 

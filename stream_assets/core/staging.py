@@ -49,6 +49,7 @@ from stream_assets.core.windows import TimeWindow
 # Pages are held in memory up to this many bytes (a 90-day Streamroot timeseries is ~4 MB), then all go
 # to Parquet files: memory stays bounded by the budget plus one page, whatever the answer's size.
 MEMORY_BUDGET = 16 * 1024 * 1024
+SWAP_MEMORY_PER_THREAD_MB = 16
 # For checks on a private connection: DuckDB's default is 80 % of RAM; past this it spills to the staging folder.
 STAGING_MEMORY_LIMIT = "128MB"
 
@@ -139,6 +140,7 @@ class Staging:
         self.memory_budget = memory_budget
         self._held: list[pa.Table] = []  # pages kept in memory until they outgrow the budget
         self._held_bytes = 0
+        self._writer: pq.ParquetWriter | None = None
         self._lock: FileLock | None = None
         self._sealed_rows: int | None = None
         self._pages: list[tuple[bool, dict[str, tuple[Any, Any]]]] = []  # per page: keys unique, key ranges
@@ -210,15 +212,21 @@ class Staging:
         return len(self._pages) <= 1
 
     def _write(self, page: pa.Table) -> None:
-        if not self.files and self._held_bytes + page.nbytes <= self.memory_budget:
+        if self._writer is None and self._held_bytes + page.nbytes <= self.memory_budget:
             self._held.append(page)
             self._held_bytes += page.nbytes
             return
+        if self._writer is None:  # one Parquet file, a row group per page: DuckDB reads it back as one
+            self.files = [self.path / "staged.parquet"]
+            self._writer = pq.ParquetWriter(self.files[0], self.schema, compression="none")
         for held in [*self._held, page]:
-            path = self.path / f"page-{len(self.files):06d}.parquet"
-            pq.write_table(held, path, compression="none")
-            self.files.append(path)
+            self._writer.write_table(held)
         self._held, self._held_bytes = [], 0
+
+    def _finish_writing(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     @property
     def spilled(self) -> bool:
@@ -238,6 +246,7 @@ class Staging:
             return self._sealed_rows
         if self.path is None:
             raise RuntimeError("seal() outside the with block")
+        self._finish_writing()
         if self._pages_cannot_share_keys():  # the usual case: unique pages over disjoint ranges (ts, id)
             self._sealed_rows = self.rows_appended
             return self.rows_appended
@@ -265,25 +274,26 @@ class Staging:
                 if self.spilled:
                     distinct = self.path / "distinct.parquet"
                     conn.execute(f"COPY (SELECT DISTINCT * FROM {view}) TO '{distinct}' (FORMAT parquet)")
-                    for page in self.files:
-                        page.unlink()
+                    self.files[0].unlink()
                     self.files = [distinct]
                 else:
-                    self._held = [conn.sql(f"SELECT DISTINCT * FROM {view}").to_arrow_table()]
+                    self._held = [pa.table(conn.sql(f"SELECT DISTINCT * FROM {view}"))]  # via the Arrow C stream
         finally:
             conn.unregister(view)
         self._sealed_rows = keys
         return keys
 
     def relation(self, conn: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
-        """The staged rows as a relation of ``conn``: the held Arrow pages (no copy) or the Parquet files."""
+        """The staged rows as a relation of ``conn``: the held Arrow pages (no copy) or the Parquet file."""
         if self.spilled:
-            return conn.sql("SELECT * FROM read_parquet([" + ", ".join(f"'{path}'" for path in self.files) + "])")
+            self._finish_writing()
+            return conn.sql(f"SELECT * FROM read_parquet('{self.files[0]}')")
         return conn.from_arrow(pa.concat_tables(self._held) if self._held else self.schema.empty_table())
 
     def close(self) -> None:
         """Drop the staging data (idempotent)."""
         self._held, self._held_bytes = [], 0
+        self._finish_writing()
         if self.path is not None and self.path.exists():
             shutil.rmtree(self.path, ignore_errors=True)
         if self._lock is not None:
@@ -301,4 +311,11 @@ def replace_from_staging(conn: duckdb.DuckDBPyConnection, table: Table, staging:
     Parquet pages with ``write_replacing`` (delete the window's rows, insert, commit; roll back on error).
     """
     staging.seal(conn)
-    return write_replacing(conn, table, staging.relation(conn), window)
+    # A large insert otherwise keeps its blocks in DuckDB's buffer pool (up to 80 % of RAM by default):
+    # capping it for the swap keeps the process's memory flat whatever the answer's size.
+    previous, threads = conn.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchall()[0]
+    conn.execute(f"SET memory_limit = '{max(32, SWAP_MEMORY_PER_THREAD_MB * int(threads))}MB'")
+    try:
+        return write_replacing(conn, table, staging.relation(conn), window)
+    finally:
+        conn.execute(f"SET memory_limit = '{previous}'")

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -420,6 +421,7 @@ def main() -> None:
                               "", spread(peaks, 1, "MiB")))
     finally:
         server.terminate()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     header = ("path", "rows", "rows/s end to end", "rows/s excluding HTTP", "peak RSS")
     widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(5)]

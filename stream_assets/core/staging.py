@@ -49,6 +49,7 @@ from stream_assets.core.windows import TimeWindow
 # Pages are held in memory up to this many bytes (a 90-day Streamroot timeseries is ~4 MB), then all go
 # to Parquet files: memory stays bounded by the budget plus one page, whatever the answer's size.
 MEMORY_BUDGET = 16 * 1024 * 1024
+# DuckDB's memory limit during the swap (it spills past it to the warehouse's temp folder).
 SWAP_MEMORY_PER_THREAD_MB = 16
 # For checks on a private connection: DuckDB's default is 80 % of RAM; past this it spills to the staging folder.
 STAGING_MEMORY_LIMIT = "128MB"
@@ -119,9 +120,9 @@ class Staging:
     """A private staging folder for one materialization of ``table`` (a context manager).
 
     ``key`` names the columns that identify a row; ``api`` and ``endpoint`` name the source in errors;
-    ``window`` (None for snapshots) is the partition the rows must fall in. Each page becomes one Parquet
-    file, written by pyarrow from the Arrow table as it is (no Python object per row, nothing kept in
-    memory after the call). The folder is removed when the block ends, whatever happened.
+    ``window`` (None for snapshots) is the partition the rows must fall in. Pages are held as Arrow
+    tables up to ``memory_budget`` bytes; past it, they all go to one Parquet file in the folder, a row
+    group per page (no Python object per row). The folder is removed when the block ends, whatever happened.
     """
 
     def __init__(self, table: Table, *, key: Sequence[str], api: str, endpoint: str,
@@ -307,8 +308,8 @@ def replace_from_staging(conn: duckdb.DuckDBPyConnection, table: Table, staging:
     """Make the staged rows the table's rows for ``window`` (the whole table for snapshots) in one
     transaction on the warehouse connection ``conn``; returns the number of rows inserted.
 
-    Seals the staging first (its checks run before the warehouse is touched), then inserts the staged
-    Parquet pages with ``write_replacing`` (delete the window's rows, insert, commit; roll back on error).
+    Seals the staging first (its checks read only the staged rows), then inserts them with
+    ``write_replacing`` (delete the window's rows, insert, commit; roll back on error).
     """
     staging.seal(conn)
     # A large insert otherwise keeps its blocks in DuckDB's buffer pool (up to 80 % of RAM by default):

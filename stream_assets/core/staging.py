@@ -15,12 +15,10 @@ Parquet files read by DuckDB). A failure anywhere before that commit leaves the 
 removed on success and on failure; one left by a killed process is removed by the next
 :class:`Staging` that starts (each live folder is held by a file lock that dies with its process).
 
-    with Staging(table, key=("sr_key", "ts"), api="Streamroot", endpoint="dna/data/traffic/timeseries",
-                 window=window) as staging:
+    with Staging(table, api="Streamroot", endpoint="dna/data/traffic/timeseries", window=window) as staging:
         for page in pages:
-            staging.append(page)          # a pyarrow Table or RecordBatch
-        with warehouse.get_connection() as conn:
-            rows = replace_from_staging(conn, table, staging, window)   # seals (checks), then swaps
+            staging.append(page)          # a pyarrow Table or RecordBatch, checked by core/validation.py
+        rows = warehouse.replace_staged(table, staging, window)   # seals (checks), then swaps
 
 Why not a staging DuckDB file: creating, checkpointing and attaching one costs ~30 ms per
 materialization and inserting a page into it ~20 ms, against ~4 ms to write a page as Parquet and
@@ -42,7 +40,8 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from stream_assets.core.config import data_dir
-from stream_assets.core.errors import ApiPayloadError
+from stream_assets.core.errors import DuplicateKeyError, RowsOutsideWindowError
+from stream_assets.core.validation import check_rows
 from stream_assets.core.warehouse import Table, _window_bounds, as_naive_utc, write_replacing
 from stream_assets.core.windows import TimeWindow
 
@@ -57,19 +56,8 @@ STAGING_MEMORY_LIMIT = "128MB"
 ARROW_TYPES = {
     "VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BIGINT": pa.int64(), "INTEGER": pa.int32(),
     "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"), "DATE": pa.date32(),
+    "JSON": pa.string(),  # text that DuckDB casts to JSON on insert
 }
-
-
-class ConflictingRowsError(ApiPayloadError):
-    """An answer holds the same key twice with different values: there is no right row to keep."""
-
-    kind = "conflicting rows"
-
-
-class RowsOutsideWindowError(ApiPayloadError):
-    """An answer holds rows outside the partition asked for; storing them would overwrite another partition."""
-
-    kind = "rows outside the partition"
 
 
 def staging_dir() -> Path:
@@ -119,19 +107,21 @@ def sweep_stale(directory: Path) -> list[Path]:
 class Staging:
     """A private staging folder for one materialization of ``table`` (a context manager).
 
-    ``key`` names the columns that identify a row; ``api`` and ``endpoint`` name the source in errors;
-    ``window`` (None for snapshots) is the partition the rows must fall in. Pages are held as Arrow
+    ``key`` names the columns that identify a row (default: the table's key, else the whole row); ``api``
+    and ``endpoint`` name the source in errors (default: the table's schema and name); ``window`` (None
+    for snapshots) is the partition the rows must fall in. Each page is checked by the warehouse's own
+    rules (:func:`stream_assets.core.validation.check_rows`) as it is appended. Pages are held as Arrow
     tables up to ``memory_budget`` bytes; past it, they all go to one Parquet file in the folder, a row
     group per page (no Python object per row). The folder is removed when the block ends, whatever happened.
     """
 
-    def __init__(self, table: Table, *, key: Sequence[str], api: str, endpoint: str,
-                 window: TimeWindow | None = None, directory: Path | None = None,
+    def __init__(self, table: Table, *, key: Sequence[str] | None = None, api: str | None = None,
+                 endpoint: str | None = None, window: TimeWindow | None = None, directory: Path | None = None,
                  memory_budget: int = MEMORY_BUDGET) -> None:
         self.table = table
-        self.key = tuple(key)
-        self.api = api
-        self.endpoint = endpoint
+        self.key = tuple(key or table.key or table.column_names)
+        self.api = api or table.schema
+        self.endpoint = endpoint or table.name
         self.window = window
         self.directory = directory or staging_dir()
         self.schema = arrow_schema(table)
@@ -160,9 +150,12 @@ class Staging:
 
     def append(self, page: pa.Table | pa.RecordBatch) -> int:
         """Stage one page (an Arrow table or record batch holding at least the table's columns, in any
-        order; others are ignored); returns its row count. Types are cast to the table's, safely: a value
-        that does not fit is an error, never a silent change. Raises :class:`RowsOutsideWindowError` for a
-        row outside the window (or without a window value): nothing of another partition is staged."""
+        order; others are ignored); returns the number of rows staged. Types are cast to the table's,
+        safely: a value that does not fit is an error, never a silent change. The page then passes
+        :func:`~stream_assets.core.validation.check_rows` (finite, non-negative, in range, keys present;
+        identical copies of a key collapse, different ones raise DuplicateKeyError), and
+        :class:`RowsOutsideWindowError` is raised for a row outside the window (or without a window
+        value): nothing of another partition is staged."""
         if self.path is None or self._sealed_rows is not None:
             raise RuntimeError("append() after seal() or outside the with block")
         if isinstance(page, pa.RecordBatch):
@@ -172,11 +165,21 @@ class Staging:
             raise ValueError(f"{self.table.schema}.{self.table.name}: page lacks columns {missing}")
         page = page.select(self.table.column_names).cast(self.schema)
         if page.num_rows:
+            page = self._checked(page)
             self._check_window(page)
             self._note_keys(page)
             self._write(page)
         self.rows_appended += page.num_rows
         return page.num_rows
+
+    def _checked(self, page: pa.Table) -> pa.Table:
+        """The page after the warehouse's value rules, run on a pandas view of it (one set of rules for
+        every write path); a page whose identical duplicates collapsed is rebuilt from the checked frame."""
+        frame = page.to_pandas()
+        checked = check_rows(self.table, frame, api=self.api, endpoint=self.endpoint)
+        if len(checked) == len(frame):
+            return page
+        return pa.Table.from_pandas(checked, schema=self.schema, preserve_index=False)
 
     def _check_window(self, page: pa.Table) -> None:
         column = self.table.window_column
@@ -191,7 +194,7 @@ class Staging:
             count = pc.sum(pc.fill_null(outside, True)).as_py()
             shown = "NULL" if values.null_count else (first if first < low else last)
             raise RowsOutsideWindowError(
-                self.api, self.endpoint, f"{count} row(s) outside partition window {self.window} (e.g. {shown})")
+                self.api, self.endpoint, column, f"{count} row(s) outside partition window {self.window} (e.g. {shown})")
 
     def _note_keys(self, page: pa.Table) -> None:
         """Record whether the page's keys are unique and each key column's range, so that :meth:`seal`
@@ -237,7 +240,7 @@ class Staging:
     def seal(self, conn: duckdb.DuckDBPyConnection | None = None) -> int:
         """Check the staged rows and return how many distinct rows will be swapped in (no more pages after).
 
-        Raises :class:`ConflictingRowsError` for a key staged twice with different values; identical
+        Raises :class:`~stream_assets.core.errors.DuplicateKeyError` for a key staged twice with different values; identical
         copies of a row are kept once. Pages whose keys are unique and whose ranges on a key column do not
         overlap (each 31-day answer, each page of a search sorted by id) need no query; otherwise DuckDB
         checks the staged files, on ``conn`` when given (opening a connection costs ~20 ms), else on a
@@ -270,8 +273,9 @@ class Staging:
                 ).fetchall()
                 if conflict:
                     shown = ", ".join(f"{name}={value}" for name, value in zip(self.key, conflict[0]))
-                    raise ConflictingRowsError(
-                        self.api, self.endpoint, f"{conflict[0][-1]} different rows for the same key ({shown})")
+                    raise DuplicateKeyError(
+                        self.api, self.endpoint, ",".join(self.key),
+                        f"{conflict[0][-1]} different rows for the same key ({shown})")
                 if self.spilled:
                     distinct = self.path / "distinct.parquet"
                     conn.execute(f"COPY (SELECT DISTINCT * FROM {view}) TO '{distinct}' (FORMAT parquet)")
@@ -290,6 +294,24 @@ class Staging:
             self._finish_writing()
             return conn.sql(f"SELECT * FROM read_parquet('{self.files[0]}')")
         return conn.from_arrow(pa.concat_tables(self._held) if self._held else self.schema.empty_table())
+
+    def columns(self, names: Sequence[str]) -> pa.Table:
+        """Only these columns of the staged rows (e.g. the window column, for per-partition counts), read
+        back from the held pages or the Parquet file: nothing else of the answer is loaded."""
+        if self.spilled:
+            self._finish_writing()
+            return pq.read_table(self.files[0], columns=list(names))
+        return pa.concat_tables([page.select(list(names)) for page in self._held]) if self._held \
+            else self.schema.empty_table().select(list(names))
+
+    def head(self, rows: int) -> pa.Table:
+        """The first ``rows`` staged rows (a preview), without reading the rest."""
+        if self.spilled:
+            self._finish_writing()
+            batches = pq.ParquetFile(self.files[0]).iter_batches(batch_size=rows)
+            first = next(batches, None)
+            return pa.Table.from_batches([first]) if first is not None else self.schema.empty_table()
+        return (pa.concat_tables(self._held) if self._held else self.schema.empty_table()).slice(0, rows)
 
     def close(self) -> None:
         """Drop the staging data (idempotent)."""

@@ -8,10 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from stream_assets.core.errors import ApiPayloadError
-from stream_assets.core.staging import (
-    ConflictingRowsError, RowsOutsideWindowError, Staging, replace_from_staging, rows_to_arrow, staging_dir,
-)
+from stream_assets.core.errors import ApiPayloadError, DuplicateKeyError, RowsOutsideWindowError
+from stream_assets.core.staging import Staging, replace_from_staging, rows_to_arrow, staging_dir
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.core.windows import TimeWindow
 
@@ -83,7 +81,7 @@ def test_identical_copies_of_a_row_are_stored_once(warehouse, budget):
 @BUDGETS
 def test_a_key_staged_with_different_values_is_refused_and_leaves_the_old_rows(warehouse, budget):
     _stage(warehouse, [_page("2026-03-01", 1.0)])
-    with pytest.raises(ConflictingRowsError, match=r"TestApi series: conflicting rows: 2 different rows .*key=k") as caught:
+    with pytest.raises(DuplicateKeyError, match=r"TestApi series: conflicting duplicates: field key,ts: 2 different rows for the same key .*ts=2026-03-01") as caught:
         _stage(warehouse, [_page("2026-03-01", 7.0), _page("2026-03-01", 8.0, 3, 1)], budget=budget)
     assert isinstance(caught.value, ApiPayloadError)
     assert (caught.value.api, caught.value.endpoint) == ("TestApi", "series")

@@ -2,14 +2,17 @@
 
 (a) 90 days x 4 Streamroot timeseries x 2 keys at 5 minutes (207,360 rows), served from pre-generated
     JSON answers (one per endpoint and 31-day request: 12) by a fake server in a separate process:
-    - ``current``: ``StreamrootClient.fetch_frame`` + ``Warehouse.replace`` (pydantic, pandas);
-    - ``columnar``: ``streamroot.columns.fetch_timeseries_tables`` + ``core.staging`` (Arrow, staged, swapped);
+    - ``current``: ``StreamrootClient.fetch_frame`` + ``Warehouse.replace`` (pydantic, pandas; the write path
+      before #13, kept for comparison);
+    - ``columnar``: what the assets run, ``streamroot.assets.replace_timeseries`` (columns.py's Arrow tables
+      staged as they arrive, swapped in by ``Warehouse.replace_staged``);
     - ``dlt``: dlt 1.31 (bench/dlt_streamroot.py) in bench/.venv-dlt, installed here when missing.
     Rows/s end to end, and excluding the time spent waiting on HTTP; peak RSS of the process.
 (b) The floor: DuckDB reading the same 12 answers from the JSON files (read_json + unnest + insert), and
     the columnar path reading them from disk too (parse + stage + swap, no HTTP).
-(c) Streamtime searches of 10 k, 100 k and 1 M logged times (1,000 a page): peak RSS of the current path
-    (``StreamtimeClient.rows`` + ``Warehouse.replace``) vs pages streamed into staging.
+(c) Streamtime searches of 10 k, 100 k and 1 M logged times (1,000 a page): peak RSS of the path before #13
+    (``StreamtimeClient.rows`` + ``Warehouse.replace``) vs what the assets run,
+    ``streamtime.assets.replace_entity`` (each page staged as it arrives, swapped in at the end).
 (d) ``dagster asset materialize`` of one partition (whole process) vs the same command on a no-op asset.
 
 Every path runs in a subprocess of its own, so peak RSS is that path's. Prints one table.
@@ -99,8 +102,11 @@ def serve(index: dict[str, str], ports) -> None:
             if request.path.startswith("/st/"):  # /st/<total>/search: a Streamtime search of <total> records
                 if request.header("Authorization") != f"Bearer {STREAMTIME_KEY}":
                     return Reply.text("You are not authorised to make this request", status=401, content_type="text/html")
+                if request.path.endswith("/search/setup"):
+                    return Reply.json({"filters": [{"selector": "logged_time_date", "name": "Date", "filterType": "Date"}],
+                                       "additionalData": ["jobItem"], "sortColumns": []})
                 body = request.json()
-                page = streamtime_page(body["offset"], body["maxResults"], int(request.path.split("/")[2]), STREAMTIME_DAY)
+                page = streamtime_page(body["offset"], body["limit"], int(request.path.split("/")[2]), STREAMTIME_DAY)
                 return Reply.json(page)
             body = request.json()
             path = request.path.split("/", 4)[4]
@@ -129,20 +135,14 @@ def path_current(base_url: str, workdir: Path, days: int) -> dict:
 
 
 def path_columnar(base_url: str, workdir: Path, days: int) -> dict:
-    from stream_assets.core.staging import Staging, replace_from_staging
     from stream_assets.core.warehouse import Warehouse
+    from stream_assets.streamroot.assets import replace_timeseries
     from stream_assets.streamroot.client import StreamrootClient
-    from stream_assets.streamroot.columns import fetch_timeseries_tables
 
     client, warehouse = StreamrootClient(KEY, CUSTOMER, base_url), Warehouse(database=str(workdir / "columnar.duckdb"))
     started, rows = time.perf_counter(), 0
     for endpoint in timeseries_endpoints():
-        with Staging(endpoint.table, key=("sr_key", "ts"), api="Streamroot", endpoint=endpoint.path,
-                     window=window(days)) as staging:
-            for table in fetch_timeseries_tables(client, endpoint, window(days)):
-                staging.append(table)
-            with warehouse.get_connection() as conn:
-                rows += replace_from_staging(conn, endpoint.table, staging, window(days))
+        rows += replace_timeseries(client, warehouse, endpoint, window(days)).rows
     return {"rows": rows, "wall": time.perf_counter() - started, "http": client.http_seconds}
 
 
@@ -213,37 +213,15 @@ def path_streamtime_current(base_url: str, workdir: Path, records: int) -> dict:
     return {"rows": rows, "wall": time.perf_counter() - started, "http": client.http_seconds}
 
 
-def streamtime_pages(client, entity, window, page_size: int = 1000):
-    """Warehouse rows of a Streamtime search, a page at a time (``StreamtimeClient.rows`` without the list).
-
-    Kept apart and small: the Streamtime protocol is being rewritten, and this is what the asset would call.
-    """
-    page = []
-    for result in client.search(entity, window):
-        row = result.record.row()
-        for key, (column, attribute) in entity.additional.items():
-            row[column] = (result.additional.get(key) or {}).get(attribute)
-        page.append(row)
-        if len(page) == page_size:
-            yield page
-            page = []
-    if page:
-        yield page
-
-
 def path_streamtime_paged(base_url: str, workdir: Path, records: int) -> dict:
-    from stream_assets.core.staging import Staging, replace_from_staging, rows_to_arrow
     from stream_assets.core.warehouse import Warehouse
+    from stream_assets.streamtime.assets import replace_entity
 
     client, entity, day = _streamtime(base_url, records)
     warehouse = Warehouse(database=str(workdir / "st_paged.duckdb"))
     started = time.perf_counter()
-    with Staging(entity.table, key=("id",), api="Streamtime", endpoint="search?search_view=8", window=day) as staging:
-        for page in streamtime_pages(client, entity, day):
-            staging.append(rows_to_arrow(entity.table, page))
-        with warehouse.get_connection() as conn:
-            rows = replace_from_staging(conn, entity.table, staging, day)
-    return {"rows": rows, "wall": time.perf_counter() - started, "http": client.http_seconds}
+    _, written = replace_entity(client, warehouse, entity, day)
+    return {"rows": written.rows, "wall": time.perf_counter() - started, "http": client.http_seconds}
 
 
 PATHS = {"current": path_current, "columnar": path_columnar, "columnar_disk": path_columnar_disk,
@@ -346,7 +324,7 @@ def main() -> None:
         rows_expected = args.days * 288 * 2 * 4
         print(f"(a)/(b) {args.days} days x 4 Streamroot timeseries x 2 keys = {rows_expected:,} rows, "
               f"{len(index)} answers; {args.runs} run(s) each", file=sys.stderr)
-        labels = {"current": "current: fetch_frame + Warehouse.replace", "columnar": "columnar + staging (#13)",
+        labels = {"current": "before #13: fetch_frame + Warehouse.replace", "columnar": "assets' path: replace_timeseries",
                   "columnar_disk": "columnar + staging, answers read from disk",
                   "floor": "floor: DuckDB read_json + unnest + insert, from disk"}
         python = None if args.no_dlt else ensure_dlt()
@@ -385,8 +363,8 @@ def main() -> None:
         sizes = [int(s) for s in args.streamtime.split(",") if s]
         for size in sizes:
             print(f"(c) Streamtime search of {size:,} records", file=sys.stderr)
-            for name, label in (("streamtime_current", "Streamtime current: rows() + replace"),
-                                ("streamtime_paged", "Streamtime paged into staging (#13)")):
+            for name, label in (("streamtime_current", "Streamtime before #13: rows() + replace"),
+                                ("streamtime_paged", "Streamtime assets' path: replace_entity")):
                 once = measure_once(name, base_url, size, 0)
                 found = summary([once]) if once else None
                 table.append((f"{label}, {size:,} records", f"{found['rows']:,}" if found else "failed",

@@ -48,8 +48,11 @@ from stream_assets.core.windows import TimeWindow
 # Pages are held in memory up to this many bytes (a 90-day Streamroot timeseries is ~4 MB), then all go
 # to Parquet files: memory stays bounded by the budget plus one page, whatever the answer's size.
 MEMORY_BUDGET = 16 * 1024 * 1024
-# DuckDB's memory limit during the swap (it spills past it to the warehouse's temp folder).
+# DuckDB's memory limit during the swap (it spills past it to the warehouse's temp folder). An insert keeps up
+# to one row group (122,880 rows) of a table in memory before writing it out: with Streamtime's JSON `record`
+# column that is ~75 MB, so the floor is above it (32 MB made a 100,000-record answer fail the swap).
 SWAP_MEMORY_PER_THREAD_MB = 16
+SWAP_MEMORY_FLOOR_MB = 96
 # For checks on a private connection: DuckDB's default is 80 % of RAM; past this it spills to the staging folder.
 STAGING_MEMORY_LIMIT = "128MB"
 
@@ -336,9 +339,14 @@ def replace_from_staging(conn: duckdb.DuckDBPyConnection, table: Table, staging:
     staging.seal(conn)
     # A large insert otherwise keeps its blocks in DuckDB's buffer pool (up to 80 % of RAM by default):
     # capping it for the swap keeps the process's memory flat whatever the answer's size.
-    previous, threads = conn.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchall()[0]
-    conn.execute(f"SET memory_limit = '{max(32, SWAP_MEMORY_PER_THREAD_MB * int(threads))}MB'")
+    # The staged order carries no meaning, so DuckDB need not buffer rows to keep it.
+    previous, threads, ordered = conn.execute(
+        "SELECT current_setting('memory_limit'), current_setting('threads'), current_setting('preserve_insertion_order')"
+    ).fetchall()[0]
+    conn.execute(f"SET memory_limit = '{max(SWAP_MEMORY_FLOOR_MB, SWAP_MEMORY_PER_THREAD_MB * int(threads))}MB'")
+    conn.execute("SET preserve_insertion_order = false")
     try:
         return write_replacing(conn, table, staging.relation(conn), window)
     finally:
         conn.execute(f"SET memory_limit = '{previous}'")
+        conn.execute(f"SET preserve_insertion_order = {str(ordered).lower()}")

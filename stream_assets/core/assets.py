@@ -74,9 +74,12 @@ PREVIEW_CELL_CHARS = 60
 RUN_COUNTERS = ("requests", "http_seconds", "seconds_waited_for_budget", "throttled_429")
 
 
-def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, cell_chars: int = PREVIEW_CELL_CHARS) -> dg.MetadataValue:
+def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, cell_chars: int = PREVIEW_CELL_CHARS, *,
+            total: int | None = None) -> dg.MetadataValue:
     """The first ``rows`` rows as a markdown table, each cell cut to ``cell_chars`` characters, so that a wide
-    or long text column cannot blow up the event log."""
+    or long text column cannot blow up the event log. ``total`` is the number of rows ``frame`` is the
+    head of (default: its length)."""
+    total = len(frame) if total is None else total
     if not len(frame):
         return dg.MetadataValue.md("_no rows_")
 
@@ -86,7 +89,7 @@ def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, cell_chars: int = PRE
 
     head = frame.head(rows).astype(object).map(cut)
     head.columns = [cut(column) for column in head.columns]
-    note = f"\n\n_first {rows} of {len(frame)} rows_" if len(frame) > rows else ""
+    note = f"\n\n_first {min(rows, len(frame))} of {total} rows_" if total > min(rows, len(frame)) else ""
     return dg.MetadataValue.md(head.to_markdown(index=False) + note)
 
 
@@ -119,10 +122,10 @@ def _utc(values: pd.Series) -> pd.Series:
     return times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
 
 
-def _rows_per_partition(context: dg.AssetExecutionContext, frame: pd.DataFrame,
-                        column: str) -> dict[str, tuple[TimeWindow, int]]:
+def _rows_per_partition(context: dg.AssetExecutionContext,
+                        values: pd.Series) -> dict[str, tuple[TimeWindow, int]]:
     partitions_def = context.assets_def.partitions_def
-    times = _utc(frame[column]) if len(frame) else pd.Series([], dtype="datetime64[ns, UTC]")
+    times = _utc(values) if len(values) else pd.Series([], dtype="datetime64[ns, UTC]")
     counts = {}
     for key in context.partition_keys:
         span = partitions_def.time_window_for_partition_key(key)
@@ -131,8 +134,12 @@ def _rows_per_partition(context: dg.AssetExecutionContext, frame: pd.DataFrame,
 
 
 def table_metadata(frame: pd.DataFrame, window: TimeWindow | None, *, table: Table | None = None,
-                   **extra: Any) -> dict[str, Any]:
+                   rows: int | None = None, window_values: pd.Series | None = None, **extra: Any) -> dict[str, Any]:
     """The metadata of a materialization: row count, the run's counters (``extra``), window and a preview.
+
+    ``frame`` holds the rows written, or (for answers streamed through staging) only their first rows, for
+    the preview: then ``rows`` gives the number written and ``window_values`` the table's window column of
+    every row written (one column, for the per-partition counts of a ranged run).
 
     A ranged (single-run backfill) run materializes every partition of its range with the metadata
     returned here, so run totals there get names that say so (``rows_in_run``, ``requests_in_run``, ...),
@@ -143,19 +150,21 @@ def table_metadata(frame: pd.DataFrame, window: TimeWindow | None, *, table: Tab
     context = _current_context() if window is not None else None
     ranged = (context is not None and context.has_partition_key_range
               and context.partition_key_range.start != context.partition_key_range.end)
-    metadata: dict[str, Any] = {"preview": preview(frame)}
+    total = len(frame) if rows is None else rows
+    metadata: dict[str, Any] = {"preview": preview(frame, total=total)}
     if not ranged:
-        metadata["dagster/row_count"] = len(frame)
+        metadata["dagster/row_count"] = total
         if window is not None:
             metadata["window"] = str(window)
         metadata.update(extra)
         return metadata
     keys = context.partition_keys
-    metadata.update(rows_in_run=len(frame), partitions_in_run=len(keys), run_window=str(window))
+    metadata.update(rows_in_run=total, partitions_in_run=len(keys), run_window=str(window))
     for name, value in extra.items():
         metadata[f"{name}_in_run" if name in RUN_COUNTERS else name] = value
     column = _partition_column(frame, window, table)
     if column is not None and isinstance(context.assets_def.partitions_def, dg.TimeWindowPartitionsDefinition):
-        for key, (span, rows) in _rows_per_partition(context, frame, column).items():
-            context.add_asset_metadata({"dagster/row_count": rows, "window": str(span)}, partition_key=key)
+        values = window_values if window_values is not None else frame[column]
+        for key, (span, count) in _rows_per_partition(context, values).items():
+            context.add_asset_metadata({"dagster/row_count": count, "window": str(span)}, partition_key=key)
     return metadata

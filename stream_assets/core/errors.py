@@ -146,9 +146,17 @@ class InvalidValueError(ApiPayloadError, ValueError):
 
 
 class DuplicateKeyError(InvalidValueError):
-    """The same key twice in one answer with different values."""
+    """The same key twice in one answer with different values: there is no right row to keep (identical
+    copies are stored once). ``field`` names the key column(s)."""
 
     kind = "conflicting duplicates"
+
+
+class RowsOutsideWindowError(InvalidValueError):
+    """An answer holds rows outside the partition asked for (or without a value placing them in one);
+    storing them would overwrite another partition's rows. ``field`` names the window column."""
+
+    kind = "rows outside the partition"
 
 
 class SettingError(StreamAssetsError, ValueError):

@@ -375,9 +375,8 @@ class HttpApi:
         return b"".join(chunks)
 
     # --- decoding ------------------------------------------------------------------------------
-    def decode_json(self, endpoint: str, response: requests.Response) -> Any:
-        """The body as strict JSON, or ApiPayloadError for HTML pages, empty bodies, invalid UTF-8,
-        broken JSON and non-finite numbers. The Content-Type's charset is ignored: JSON is UTF-8."""
+    def refuse_markup(self, endpoint: str, response: requests.Response) -> bytes:
+        """The body, or ApiPayloadError when it is an HTML/XML page (an error page of a proxy, say)."""
         content_type = response.headers.get("Content-Type", "")
         data = response.content or b""
         head = data[:200].lstrip()
@@ -385,6 +384,25 @@ class HttpApi:
             excerpt = scrub(head[:80].decode("utf-8", errors="replace"))
             raise ApiPayloadError(self.api_name, endpoint, f"expected JSON, got an HTML/XML page: {excerpt!r}",
                                   status=response.status_code)
+        return data
+
+    def json_bytes(self, endpoint: str, response: requests.Response) -> bytes:
+        """The body as UTF-8 JSON bytes for a columnar parser, after the checks :meth:`decode_json` makes
+        before parsing (HTML/XML pages, empty bodies, invalid UTF-8 refused with ApiPayloadError)."""
+        data = self.refuse_markup(endpoint, response)
+        if not data.strip():
+            raise ApiPayloadError(self.api_name, endpoint, "expected JSON, got an empty body", status=response.status_code)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiPayloadError(self.api_name, endpoint, f"body is not valid UTF-8 (byte {exc.start})",
+                                  status=response.status_code) from None
+        return data
+
+    def decode_json(self, endpoint: str, response: requests.Response) -> Any:
+        """The body as strict JSON, or ApiPayloadError for HTML pages, empty bodies, invalid UTF-8,
+        broken JSON and non-finite numbers. The Content-Type's charset is ignored: JSON is UTF-8."""
+        data = self.refuse_markup(endpoint, response)
         try:
             return strict_json(data)
         except UnicodeDecodeError as exc:

@@ -44,7 +44,7 @@ def epoch_ms_to_timestamp(value: float | int, field: str = "timestamp") -> pd.Ti
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    text = repr(value.item() if isinstance(value, np.generic) else value)  # -5.0, not np.float64(-5.0)
     return text if len(text) <= 60 else text[:59] + "…"
 
 

@@ -14,7 +14,7 @@ import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import duckdb
 import pandas as pd
@@ -23,10 +23,13 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 
 from stream_assets.core.config import duckdb_path, ducklake_settings
-from stream_assets.core.errors import InvalidValueError, LockTimeoutError, WarehouseError
+from stream_assets.core.errors import InvalidValueError, LockTimeoutError, RowsOutsideWindowError, WarehouseError
 from stream_assets.core.lake import commit_attempts, connect_lake
 from stream_assets.core.validation import check_rows
 from stream_assets.core.windows import TimeWindow
+
+if TYPE_CHECKING:
+    from stream_assets.core.staging import Staging
 
 # DuckDB's message when another process holds the file: worth waiting for; any other IOException is not.
 _HELD_ELSEWHERE = ("could not set lock", "conflicting lock")
@@ -178,6 +181,17 @@ class Warehouse(DuckDBResource):
             with attempt, self.get_connection() as conn:
                 return write_replacing(conn, table, frame, window)
 
+    def replace_staged(self, table: Table, staging: "Staging", window: TimeWindow | None = None) -> int:
+        """Atomically make the rows staged in ``staging`` (see core/staging.py) the table's rows for
+        ``window`` (or the whole table for snapshots): the connection, the DuckLake commit retries and the
+        swap in one transaction. The staged rows were checked page by page as they came; sealing checks
+        keys across pages. Returns the number of rows inserted; on any error the old rows stay."""
+        from stream_assets.core.staging import replace_from_staging  # staging builds on this module
+
+        for attempt in self._write_attempts(table):
+            with attempt, self.get_connection() as conn:
+                return replace_from_staging(conn, table, staging, window)
+
     def record_history(self, table: Table, frame: pd.DataFrame, key: Sequence[str], seen_at: dt.datetime) -> dict[str, int]:
         """Keep a snapshot as history without duplicates: ``table`` holds one row per version of an entity,
         with ``first_seen``/``last_seen`` columns. A row identical to its entity's latest version only moves
@@ -261,7 +275,7 @@ def _check_inside(table: Table, frame: pd.DataFrame, window: TimeWindow) -> None
     values = frame[table.window_column]
     outside = frame[(values < low) | (values >= high)]
     if not outside.empty:
-        raise InvalidValueError(
+        raise RowsOutsideWindowError(
             table.schema, table.name, table.window_column,
             f"{len(outside)} row(s) outside partition window {window} (first: {outside[table.window_column].iloc[0]})",
         )

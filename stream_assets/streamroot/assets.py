@@ -1,18 +1,24 @@
 """The ten endpoint assets (one factory over the endpoint table) and the derived daily KPI asset."""
 
+from dataclasses import dataclass
+from typing import Callable
 
 import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import (
+    PREVIEW_ROWS,
     api_errors,
     daily_partitions,
     partition_window,
     ranged_backfill_policy,
     table_metadata,
 )
+from stream_assets.core.staging import Staging
 from stream_assets.core.warehouse import Table, Warehouse, write_replacing
 from stream_assets.core.windows import TimeWindow
+from stream_assets.streamroot.client import StreamrootClient
+from stream_assets.streamroot.columns import fetch_timeseries_tables
 from stream_assets.streamroot.endpoints import ENDPOINTS, SCHEMA, Endpoint
 from stream_assets.streamroot.resources import StreamrootResource
 
@@ -43,6 +49,30 @@ def _complete_days_check(frame: pd.DataFrame, window: TimeWindow, asset_key: dg.
     )
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a materialization wrote: the row count, the first rows (a preview) and the key and time
+    columns of every row (for per-partition counts and the completeness check)."""
+
+    rows: int
+    preview: pd.DataFrame
+    keys_and_times: pd.DataFrame
+
+
+def replace_timeseries(client: StreamrootClient, warehouse: Warehouse, endpoint: Endpoint, window: TimeWindow, *,
+                       progress: Callable[[str], None] | None = None, content_type: str | None = None) -> Written:
+    """Replace the window's rows of a timeseries endpoint: each 31-day answer is parsed into Arrow columns
+    and staged as it arrives (core/staging.py), then swapped into the warehouse in one transaction. A
+    failure (or a kill) before the swap leaves the old rows; memory is bounded by one answer."""
+    table = endpoint.table
+    with Staging(table, api=client.api_name, endpoint=endpoint.path, window=window) as staging:
+        for page in fetch_timeseries_tables(client, endpoint, window, progress=progress, content_type=content_type):
+            staging.append(page)
+        rows = warehouse.replace_staged(table, staging, window)
+        return Written(rows, staging.head(PREVIEW_ROWS).to_pandas(),
+                       staging.columns(["sr_key", table.window_column]).to_pandas())
+
+
 def build_endpoint_asset(endpoint: Endpoint) -> dg.AssetsDefinition:
     key = dg.AssetKey([SCHEMA, endpoint.name])
     checks = [
@@ -65,15 +95,21 @@ def build_endpoint_asset(endpoint: Endpoint) -> dg.AssetsDefinition:
         window = partition_window(context)
         client = streamroot.client()
         with api_errors(context):
-            frame = client.fetch_frame(endpoint, window, progress=context.log.info,
-                                       content_type=streamroot.content_type)
-            written = warehouse.replace(endpoint.table, frame, window)
-        context.log.info(f"{SCHEMA}.{endpoint.name}: replaced window {window} with {written} rows "
+            if endpoint.is_timeseries:
+                written = replace_timeseries(client, warehouse, endpoint, window, progress=context.log.info,
+                                             content_type=streamroot.content_type)
+                frame = written.preview
+            else:
+                frame = client.fetch_frame(endpoint, window, progress=context.log.info,
+                                           content_type=streamroot.content_type)
+                written = Written(warehouse.replace(endpoint.table, frame, window), frame, frame)
+        context.log.info(f"{SCHEMA}.{endpoint.name}: replaced window {window} with {written.rows} rows "
                          f"({client.requests_made} requests)")
         return dg.MaterializeResult(
-            metadata=table_metadata(frame, window, table=endpoint.table, requests=client.requests_made,
-                                    http_seconds=round(client.http_seconds, 3)),
-            check_results=[_complete_days_check(frame, window, key)] if endpoint.is_timeseries else None,
+            metadata=table_metadata(frame, window, table=endpoint.table, rows=written.rows,
+                                    window_values=written.keys_and_times[endpoint.table.window_column],
+                                    requests=client.requests_made, http_seconds=round(client.http_seconds, 3)),
+            check_results=[_complete_days_check(written.keys_and_times, window, key)] if endpoint.is_timeseries else None,
         )
 
     endpoint_asset.__name__ = f"streamroot_{endpoint.name}"

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from stream_assets.core.assets import api_errors, daily_partitions, partition_window, ranged_backfill_policy, table_metadata
+from stream_assets.core.assets import (
+    PREVIEW_ROWS, api_errors, daily_partitions, partition_window, ranged_backfill_policy, table_metadata,
+)
+from stream_assets.core.staging import Staging, rows_to_arrow
 from stream_assets.core.warehouse import Table, Warehouse
-from stream_assets.streamtime.client import StreamtimeClient
+from stream_assets.core.windows import TimeWindow
+from stream_assets.streamtime.client import EntityRows, StreamtimeClient
 from stream_assets.streamtime.entities import BY_VIEW, ENTITIES, SCHEMA, Entity
 from stream_assets.streamtime.report import Statistic
 from stream_assets.streamtime.resources import StreamtimeResource
@@ -54,6 +58,32 @@ def _waits(context: dg.AssetExecutionContext):
     return lambda seconds, budget: context.log.info(f"waiting ~{seconds:.1f}s for Streamtime budget ({budget})")
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a materialization wrote: the row count, the first rows (a preview) and the window column of
+    every row (for per-partition counts; None for snapshots)."""
+
+    rows: int
+    preview: pd.DataFrame
+    window_values: pd.Series | None
+
+
+def replace_entity(client: StreamtimeClient, warehouse: Warehouse, entity: Entity,
+                   window: TimeWindow | None) -> tuple[EntityRows, Written]:
+    """Replace the entity's rows for ``window`` (the whole table for a snapshot): each page of the search
+    is staged as one Arrow insert as it arrives (core/staging.py) and the staged rows are swapped into the
+    warehouse in one transaction once the answer is provably complete. Memory is bounded by a page; a
+    failure (or a kill) before the swap leaves the old rows."""
+    table = entity.table
+    read, pages = client.read_pages(entity, window)
+    with Staging(table, api=client.api_name, endpoint=f"search?search_view={entity.view}", window=window) as staging:
+        for page in pages:
+            staging.append(rows_to_arrow(table, page))
+        rows = warehouse.replace_staged(table, staging, window)
+        values = staging.columns([table.window_column]).column(0).to_pandas() if table.window_column else None
+        return read, Written(rows, staging.head(PREVIEW_ROWS).to_pandas(), values)
+
+
 def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
     partitioned = entity.partitioned
     description = (f"Streamtime {entity.name.replace('_', ' ')}"
@@ -72,9 +102,7 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
         window = partition_window(context) if partitioned else None
         client = streamtime.client(on_wait=_waits(context))
         with api_errors(context):
-            read = client.read(entity, window)
-            frame = pd.DataFrame(read.rows, columns=entity.table.column_names)
-            warehouse.replace(entity.table, frame, window)
+            read, written = replace_entity(client, warehouse, entity, window)
         if read.fields_not_understood:
             context.log.warning(f"fields not understood (stored as NULL): {dict(read.fields_not_understood)}")
         if read.additional_data_unavailable:
@@ -84,7 +112,9 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                  **({"date_selector": read.date_selector} if read.date_selector else {}),
                  **({"additional_data_unavailable": dg.MetadataValue.json(read.additional_data_unavailable)}
                     if read.additional_data_unavailable else {})}
-        return dg.MaterializeResult(metadata=table_metadata(frame, window, table=entity.table, **budget_metadata(client), **extra))
+        return dg.MaterializeResult(metadata=table_metadata(
+            written.preview, window, table=entity.table, rows=written.rows, window_values=written.window_values,
+            **budget_metadata(client), **extra))
 
     entity_asset.__name__ = f"streamtime_{entity.name}"
     return entity_asset

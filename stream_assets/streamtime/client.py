@@ -232,6 +232,12 @@ class StreamtimeClient(HttpApi):
         """``(record model, additional data, the item as it came)`` for every record of the entity's view
         (in the window's days when given), paging with offset/limit until the answer is provably complete (core/paging.py).
         ``additional`` defaults to the additional data the entity's asset stores."""
+        for page in self.search_pages(entity, window, additional=additional, page_size=page_size, context=context):
+            yield from page
+
+    def search_pages(self, entity: Entity, window: TimeWindow | None = None, *, additional: Sequence[str] | None = None,
+                     page_size: int = MAX_LIMIT, context: dict | None = None) -> Iterator[list[tuple[Any, dict, dict]]]:
+        """What :meth:`search` gives, one list per page served (at most ``page_size`` records each)."""
         endpoint = f"search?search_view={entity.view}"
         if not 1 <= page_size <= MAX_LIMIT:
             raise ApiRequestError(self.api_name, endpoint, f"limit must be between 1 and {MAX_LIMIT}")
@@ -249,7 +255,7 @@ class StreamtimeClient(HttpApi):
             return Page([self._result(entity, item, extra, endpoint, context) for item in page])
 
         for page in offset_pages(fetch, page_size, api=self.api_name, endpoint=endpoint, served=self._served_page_sizes):
-            yield from page.rows
+            yield page.rows
 
     def _result(self, entity: Entity, item: Any, extra: list[str], endpoint: str, context: dict) -> tuple[Any, dict, dict]:
         if not isinstance(item, dict):
@@ -268,13 +274,15 @@ class StreamtimeClient(HttpApi):
             raise invalid_payload(self.api_name, endpoint, f"{entity.record_key} record (key column)", exc) from None
         return model, additional, item
 
-    def read(self, entity: Entity, window: TimeWindow | None = None) -> EntityRows:
-        """Warehouse rows with what was not understood, the date selector used and unavailable additional data.
+    def read_pages(self, entity: Entity, window: TimeWindow | None = None) -> tuple[EntityRows, Iterator[list[dict[str, Any]]]]:
+        """The entity's warehouse rows one page at a time (memory bounded by a page), and an
+        :class:`EntityRows` (without rows) whose ``fields_not_understood`` fills as the pages are read.
 
         For an entity dated by a timestamp (jobs: ``jobCreatedDatetime``), the date selector works on the
         organisation's local dates, which can differ from the UTC date by a day either way: the search
         is widened by a day on each side and only rows whose timestamp lies in the UTC window are kept.
-        The same key twice is stored once when both copies agree, and refused when they differ.
+        The same id twice in a page is kept once when both copies agree, and refused when they differ;
+        across pages, that is the job of whoever collects them (:meth:`read`, or core/staging.py).
         """
         dated_by_timestamp = window is not None and entity.date_field is not None and \
             dict(entity.model.columns())[entity.date_field] == "TIMESTAMP"
@@ -283,23 +291,41 @@ class StreamtimeClient(HttpApi):
         setup = self.search_setup(entity.view)
         unavailable = [key for key in entity.additional if key not in setup.additional_data]
         wanted = [key for key in entity.additional if key not in unavailable]
-        context: dict = {}
+        result = EntityRows([], Counter(), self.date_selector(entity) if window is not None else None, unavailable)
+        context: dict = {"not_understood": result.fields_not_understood}
+
+        def pages() -> Iterator[list[dict[str, Any]]]:
+            for page in self.search_pages(entity, search_window, additional=wanted, context=context):
+                rows: dict[Any, dict] = {}
+                for model, additional, item in page:
+                    row = model.row()
+                    if dated_by_timestamp and not window.start <= row[entity.date_field] < window.end:
+                        continue
+                    for key, (column, attribute) in entity.additional.items():
+                        row[column] = (additional.get(key) or {}).get(attribute)
+                    row["record"] = json.dumps(item)
+                    self._keep_once(entity, rows, row)
+                yield list(rows.values())
+
+        return result, pages()
+
+    def _keep_once(self, entity: Entity, rows: dict[Any, dict], row: dict[str, Any]) -> None:
+        previous = rows.get(row["id"])
+        if previous is not None and {k: v for k, v in previous.items() if k != "record"} != \
+                {k: v for k, v in row.items() if k != "record"}:
+            raise ApiPayloadError(self.api_name, f"search?search_view={entity.view}",
+                                  f"record id {row['id']} came twice with different values")
+        rows[row["id"]] = row
+
+    def read(self, entity: Entity, window: TimeWindow | None = None) -> EntityRows:
+        """Warehouse rows with what was not understood, the date selector used and unavailable additional
+        data: :meth:`read_pages` collected in memory (the assets stage the pages instead)."""
+        result, pages = self.read_pages(entity, window)
         rows: dict[Any, dict] = {}
-        for model, additional, item in self.search(entity, search_window, additional=wanted, context=context):
-            row = model.row()
-            if dated_by_timestamp and not window.start <= row[entity.date_field] < window.end:
-                continue
-            for key, (column, attribute) in entity.additional.items():
-                row[column] = (additional.get(key) or {}).get(attribute)
-            row["record"] = json.dumps(item)
-            previous = rows.get(row["id"])
-            if previous is not None and {k: v for k, v in previous.items() if k != "record"} != \
-                    {k: v for k, v in row.items() if k != "record"}:
-                raise ApiPayloadError(self.api_name, f"search?search_view={entity.view}",
-                                      f"record id {row['id']} came twice with different values")
-            rows[row["id"]] = row
-        result = EntityRows(list(rows.values()), context.get("not_understood", Counter()),
-                            self.date_selector(entity) if window is not None else None, unavailable)
+        for page in pages:
+            for row in page:
+                self._keep_once(entity, rows, row)
+        result.rows = list(rows.values())
         self.last_read[entity.name] = result
         return result
 

@@ -34,6 +34,8 @@ def test_a_rid_lock_held_by_a_killed_process_is_released(state_backend):
     finally:
         if holder.poll() is None:
             holder.kill()
+            holder.wait(timeout=10)
+        holder.stdout.close()
     started = time.monotonic()
     with RequestIds("sa-kill-key", shared_state(timeout=2)).issue() as rid:
         assert rid > held_rid

@@ -12,11 +12,14 @@ import dagster as dg
 from dagster_celery import celery_executor
 
 from stream_assets.core.config import celery_broker_url
+from stream_assets.streamtime.assets import daily_assets as streamtime_daily_assets
 
-# The assets this job runs on workers: all daily (one partitions definition) or snapshots.
+# The assets this job runs on workers: all daily (one partitions definition) or snapshots. Streamtime's steps on
+# any host share one budget through the limiter's Postgres backend (STREAM_ASSETS_STATE_URL).
 ON_WORKERS = (
     dg.AssetSelection.groups("streamroot")
     | dg.AssetSelection.assets(["streamapi", "video_recordings"], ["streamapi", "themes"])
+    | dg.AssetSelection.assets(*streamtime_daily_assets)
 )
 
 
@@ -31,7 +34,7 @@ on_celery_workers = dg.define_asset_job(
     "on_celery_workers",
     selection=ON_WORKERS,
     executor_def=celery_on_redis,
-    description="The daily Streamroot and StreamAPI assets, one step per Celery task, on any worker host.",
+    description="The daily Streamroot, StreamAPI and Streamtime assets, one step per Celery task, on any worker host.",
 )
 
 defs = dg.Definitions(jobs=[on_celery_workers])

@@ -42,7 +42,7 @@ from stream_assets.core.errors import (
     ResponseTooLargeError,
     SettingError,
 )
-from stream_assets.core.secrets import register_secrets, scrub
+from stream_assets.core.secrets import register_secrets, scrub, scrubbed_excerpt
 
 RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
 _CHUNK = 64 * 1024
@@ -99,7 +99,7 @@ def error_message(response: requests.Response) -> str:
                 message = str(payload["errors"][0])
     if message is None:
         text = text.strip()
-        message = text[:120] if text and not text.startswith("<") else (response.reason or "no message")
+        message = scrubbed_excerpt(text, 0, 120) if text and not text.startswith("<") else (response.reason or "no message")
     return scrub(message)
 
 
@@ -381,7 +381,8 @@ class HttpApi:
         data = response.content or b""
         head = data[:200].lstrip()
         if "html" in content_type.lower() or head.startswith(b"<"):
-            excerpt = scrub(head[:80].decode("utf-8", errors="replace"))
+            skipped = len(data[:200]) - len(head)
+            excerpt = scrubbed_excerpt(data, skipped, skipped + 80)
             raise ApiPayloadError(self.api_name, endpoint, f"expected JSON, got an HTML/XML page: {excerpt!r}",
                                   status=response.status_code)
         return data
@@ -409,7 +410,7 @@ class HttpApi:
             raise ApiPayloadError(self.api_name, endpoint, f"body is not valid UTF-8 (byte {exc.start})",
                                   status=response.status_code) from None
         except json.JSONDecodeError as exc:
-            excerpt = scrub(data[max(0, exc.pos - 20):exc.pos + 40].decode("utf-8", errors="replace"))
+            excerpt = scrubbed_excerpt(data, exc.pos - 20, exc.pos + 40)
             raise ApiPayloadError(self.api_name, endpoint, f"invalid JSON ({exc.msg} at {exc.pos}): {excerpt!r}",
                                   status=response.status_code) from None
         except (ValueError, RecursionError) as exc:

@@ -50,6 +50,16 @@ class Scrubber:
                 self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
             return self._pattern
 
+    def patterns(self) -> list[re.Pattern[str]]:
+        """Everything :meth:`scrub` masks, as patterns."""
+        compiled = self._compiled()
+        return ([compiled] if compiled else []) + [_SIGNED_QUERY, _AUTH_HEADER]
+
+    @property
+    def longest(self) -> int:
+        with self._lock:
+            return max(map(len, self._secrets | set(self._signatures)), default=0)
+
     def scrub(self, text: object) -> str:
         text = str(text)
         pattern = self._compiled()
@@ -73,6 +83,25 @@ def register_signature(signature: str) -> None:
 def scrub(text: object) -> str:
     """``text`` with every registered secret and signature masked."""
     return SCRUBBER.scrub(text)
+
+
+def scrubbed_excerpt(data: bytes | str, start: int, end: int) -> str:
+    """``data[start:end]`` as scrubbed text. The cut is first widened to take in whole any secret or signed
+    value it crosses: scrubbing after a plain cut would leave the part of a secret inside it unmasked."""
+    start = max(0, start)
+    end = max(start, end)
+    low = max(0, start - SCRUBBER.longest - 64)  # room to see whole the secrets the cut crosses
+    window = data[low:end + SCRUBBER.longest + 64]
+    text = window.decode("utf-8", errors="replace") if isinstance(window, bytes) else window
+    first, last = start - low, end - low
+    widened = True
+    while widened:
+        widened = False
+        for pattern in SCRUBBER.patterns():
+            for match in pattern.finditer(text):
+                if match.start() < last and match.end() > first and (match.start() < first or match.end() > last):
+                    first, last, widened = min(first, match.start()), max(last, match.end()), True
+    return scrub(text[first:last])
 
 
 def url_without_query(url: str) -> str:

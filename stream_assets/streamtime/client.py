@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import requests
 from pydantic import ValidationError
 
-from stream_assets.core.errors import ApiConnectionError, ApiPayloadError, ApiRequestError, ApiResponseError, invalid_payload
+from stream_assets.core.errors import (ApiConnectionError, ApiPayloadError, ApiRequestError, ApiResponseError, DuplicateKeyError,
+                                        invalid_payload)
 from stream_assets.core.http import HttpApi, build_session, error_message
 from stream_assets.core.paging import Page, ServedPageSizes, offset_pages
 from stream_assets.core.ratelimit import RateLimiter
@@ -118,6 +119,7 @@ class StreamtimeClient(HttpApi):
         if not api_key:
             raise ApiRequestError(self.api_name, "configuration", "an API key is required")
         self._headers = {"Authorization": f"Bearer {api_key}"}
+        self.register_secrets(api_key)  # masked in every error, whatever the server echoes
         self.limiter = limiter
         if limiter is not None:
             # The limiter counts a request it never saw answered as in flight until its deadline: that deadline
@@ -313,8 +315,8 @@ class StreamtimeClient(HttpApi):
         previous = rows.get(row["id"])
         if previous is not None and {k: v for k, v in previous.items() if k != "record"} != \
                 {k: v for k, v in row.items() if k != "record"}:
-            raise ApiPayloadError(self.api_name, f"search?search_view={entity.view}",
-                                  f"record id {row['id']} came twice with different values")
+            raise DuplicateKeyError(self.api_name, f"search?search_view={entity.view}", "id",
+                                    f"record id {row['id']} came twice with different values")
         rows[row["id"]] = row
 
     def read(self, entity: Entity, window: TimeWindow | None = None) -> EntityRows:

@@ -10,6 +10,7 @@ from typing import Callable
 import dagster as dg
 from pydantic import Field
 
+from stream_assets.core import config
 from stream_assets.core.ratelimit import RateLimiter, limiter_backend, parse_budgets
 from stream_assets.streamtime.client import DEFAULT_BASE_URL, StreamtimeClient
 
@@ -51,6 +52,6 @@ class StreamtimeResource(dg.ConfigurableResource):
 
     def client(self, on_wait: Callable[[float, str], None] | None = None) -> StreamtimeClient:
         """A client for one run: it reads each view's setup at most once."""
-        base_url = self.base_url or os.environ.get("STREAMTIME_BASE_URL") or DEFAULT_BASE_URL
+        base_url = config.base_url("STREAMTIME_BASE_URL", self.base_url, DEFAULT_BASE_URL)
         selectors = self.date_selectors or parse_date_selectors(os.environ.get("STREAMTIME_DATE_SELECTORS") or "")
         return StreamtimeClient(self.api_key, base_url, limiter=self.limiter(on_wait), date_selectors=selectors)

@@ -8,7 +8,7 @@ import pytest
 from stream_assets.core.emulator import Emulator, Reply
 from stream_assets.core.errors import ApiPayloadError, ApiRequestError, ApiThrottledError, ResponseTooLargeError
 from stream_assets.core.http import HttpApi, TransportPolicy, strict_json
-from stream_assets.core.secrets import register_secrets, scrub, url_without_query
+from stream_assets.core.secrets import register_secrets, scrub, scrubbed_excerpt, url_without_query
 
 
 class Echo(Emulator):
@@ -83,3 +83,20 @@ def test_secrets_and_signatures_are_scrubbed_from_any_text():
     cleaned = scrub(text)
     assert "s3cr3t" not in cleaned and "abcdef0123" not in cleaned and "ffee" not in cleaned
     assert url_without_query("https://user:pw@api.x.net/api/item/view?signature=abc") == "https://api.x.net/api/item/view"
+
+
+
+def test_an_excerpt_cut_through_a_secret_masks_all_of_it(server):
+    secret = "excerpt-secret-0123456789-0123456789-0123456789"  # longer than the 40 characters a JSON error quotes
+    register_secrets(secret)
+    text = f"prefix {secret} suffix Bearer tok3n-abcdef x"
+    for cut in range(0, 50, 3):
+        for start, end in [(0, 7 + cut), (7 + cut, 100), (cut, cut + 5)]:
+            shown = scrubbed_excerpt(text.encode(), start, end)
+            assert not any(secret[i:i + 6] in shown for i in range(len(secret) - 5)), (start, end, shown)
+            assert "abcdef" not in shown
+    api, _ = client_for(server)
+    server.fail_next(Reply(200, f"error: {secret} refused".encode(), "application/json"))
+    with pytest.raises(ApiPayloadError, match=r"error: \*\*\*") as caught:
+        api.decode_json("thing", api.send("GET", "thing", f"{api.base_url}/thing"))
+    assert "excerpt-s" not in str(caught.value)

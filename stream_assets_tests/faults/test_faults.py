@@ -7,7 +7,12 @@ exactly what they were. Transient errors reach Dagster as ``RetryRequested`` (it
 whose cause is the typed error. Deadlines are shortened through the ``STREAM_ASSETS_HTTP_*`` settings.
 
 A client is a row of ``CLIENTS`` (an :class:`Api`); a case names the clients it applies to and how to
-break each one's answers. Streamtime can be added as one more ``Api`` and its transforms.
+break each one's answers.
+
+Streamtime sends every request through its shared limiter, so it never replays a request the server may
+have received (a reset, a truncated or drip-fed answer, a 5xx): the run ends with a transient error after
+one attempt and Dagster's retry takes over; only a 429 is retried in the run, each time through the
+limiter. Its row asserts that one attempt, where the other clients retry within the total time.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ from stream_assets.streamone import assets as streamone_assets
 from stream_assets.streamone.resources import StreamOneResource
 from stream_assets.streamroot import assets as streamroot_assets
 from stream_assets.streamroot.resources import StreamrootResource
+from stream_assets.streamtime import assets as streamtime_assets
+from stream_assets.streamtime.client import MAX_THROTTLED_RETRIES
+from stream_assets.streamtime.resources import StreamtimeResource
 from stream_assets_tests.conftest import (
     STREAMAPI_KEY,
     STREAMAPI_SECRET,
@@ -50,6 +58,7 @@ from stream_assets_tests.conftest import (
     STREAMONE_APP_PSK,
     STREAMROOT_CUSTOMER,
     STREAMROOT_KEY,
+    STREAMTIME_KEY,
 )
 from stream_assets_tests.faults.server import Fault, FaultServer
 
@@ -82,6 +91,7 @@ class Api:
     rows_sql: str
     secrets: tuple[str, ...]
     base_url_variable: str
+    replays: bool = True  # retries a request the server may have received (Streamtime: only through its limiter)
 
 
 def _streamone_newest_day(emulator) -> str:
@@ -120,6 +130,12 @@ STREAMONE_HISTORY = Api(
     STREAMONE.resource, "streamone", streamone_assets.streamone_livestreams, lambda e: None,
     "SELECT id, title, description, type, account_id, account_name FROM streamone.livestreams ORDER BY ALL",
     (STREAMONE_APP_PSK,), "STREAMONE_BASE_URL",
+)
+STREAMTIME = Api(
+    "Streamtime", "search?search_view=time", "streamtime", lambda e: "/v2",
+    lambda url: StreamtimeResource(api_key=STREAMTIME_KEY, base_url=url), "streamtime",
+    next(a for a in streamtime_assets.assets if a.key.path[-1] == "logged_times"), lambda e: "2026-03-03",
+    "SELECT * FROM streamtime.logged_times ORDER BY ALL", (STREAMTIME_KEY,), "STREAMTIME_BASE_URL", replays=False,
 )
 
 
@@ -206,13 +222,32 @@ def so_duplicate(conflicting: bool):
     return json_body(mutate)
 
 
-def so_ignore_offset():
+def ignore_offset():
+    """Every answer is the first one (a fresh transform per client: it remembers that first answer)."""
     first: dict[str, bytes] = {}
 
     def transform(path, status, headers, body):
         first.setdefault("body", body)
         return status, headers, first["body"]
     return transform
+
+
+def st_records(mutate_record: Callable[[dict], None], *, first_only: bool = False, content_type: str | None = None):
+    """A transform editing Streamtime's search answer (a bare array of records; the probe page may be empty)."""
+    def mutate(payload):
+        for record in payload[:1] if first_only else payload:
+            mutate_record(record)
+    return json_body(mutate, content_type=content_type)
+
+
+def st_duplicate(conflicting: bool):
+    def mutate(payload):
+        if payload:
+            copy = json.loads(json.dumps(payload[0]))
+            if conflicting:
+                copy["minutes"] += 15
+            payload.append(copy)
+    return json_body(mutate)
 
 
 def so_cap_pages(cap: int):
@@ -225,6 +260,12 @@ def so_understate_count(count: int):
     def mutate(payload):
         payload["header"]["count"] = count
     return json_body(mutate)
+
+
+def echo_in_malformed_answer(api: Api) -> Fault:
+    """A 200 whose body is not JSON and echoes the secret: the payload error quotes an excerpt of it."""
+    body = f"internal error: credential {api.secrets[0]} is not valid here".encode()
+    return Fault(api.endpoint, replace_answer(200, body))
 
 
 def echo_secret(api: Api) -> Fault:
@@ -247,7 +288,10 @@ INVALID_UTF8 = {  # a byte that is never valid UTF-8, inside a string of each AP
     "Streamroot": json_body(lambda p: None, raw=lambda b: b.replace(b'"srKey": "', b'"srKey": "\xff', 1)),
     "StreamAPI": xml_body(lambda r: None, raw=lambda b: b.replace(b"<filename>", b"<filename>\xff", 1)),
     "StreamOne": json_body(lambda p: None, raw=lambda b: b.replace(b'"title": "', b'"title": "\xff', 1)),
+    "Streamtime": json_body(lambda p: None, raw=lambda b: b.replace(b'"notes": "', b'"notes": "\xff', 1)),
 }
+STREAMTIME_TEXT = "Café ü"
+TEXT_STORED = {"Streamroot": ("sr_key", "clé-ü"), "StreamOne": ("title", "Café ü"), "Streamtime": ("notes", STREAMTIME_TEXT)}
 
 
 # --- the cases ------------------------------------------------------------------------------------
@@ -258,13 +302,14 @@ class Case:
     error: type[BaseException] | None  # None: the run succeeds
     transient: bool = False
     match: str = ""
-    apis: tuple[Api, ...] = (STREAMROOT, STREAMAPI, STREAMONE)
+    apis: tuple[Api, ...] = (STREAMROOT, STREAMAPI, STREAMONE, STREAMTIME)
     check: Callable[[Api, Warehouse, Any], None] | None = None  # extra assertions after the run
     retried: bool = False  # the client itself retried the request (fresh signatures) before giving up
+    attempts: dict[str, int] | None = None  # Api.name -> the exact number of requests the broken call made
 
 
 def every(fault: Callable[[Api], Fault]) -> dict[str, Callable[[Api], Fault]]:
-    return {"Streamroot": fault, "StreamAPI": fault, "StreamOne": fault}
+    return {"Streamroot": fault, "StreamAPI": fault, "StreamOne": fault, "Streamtime": fault}
 
 
 def wire(kind: str) -> Callable[[Api], Fault]:
@@ -284,60 +329,84 @@ CASES = [
          retried=True),
     Case("truncated body", every(wire("truncate")), ApiTransportError, transient=True, retried=True),
     Case("drip-feed", every(wire("drip")), ApiTimeoutError, transient=True, match="deadline", retried=True),
-    Case("huge Retry-After", every(answer(replace_answer(503, b'{"message": "maintenance"}', **{"Retry-After": "86400"}))),
+    Case("huge Retry-After", {  # Streamtime throttles with 429 (its 5xx are never waited on: see the module doc)
+        **every(answer(replace_answer(503, b'{"message": "maintenance"}', **{"Retry-After": "86400"}))),
+        "Streamtime": answer(replace_answer(429, b'{"message": "Too many requests"}', **{"Retry-After": "86400"}))},
          ApiThrottledError, transient=True, match="86400 s"),
     Case("server error, retried then reported", every(answer(replace_answer(503, b'{"message": "overloaded"}'))),
          ApiResponseError, transient=True, match="HTTP 503.*overloaded", retried=True),
-    Case("ignored offset", {"StreamOne": answer(so_ignore_offset())}, IncompleteAnswerError,
-         match="ignores the offset", apis=(STREAMONE,)),
+    Case("429 every time, retried through the limiter then reported",
+         {"Streamtime": answer(replace_answer(429, b'{"message": "Too many requests"}', **{"Retry-After": "0"}))},
+         ApiResponseError, transient=True, match="HTTP 429.*Too many", apis=(STREAMTIME,),
+         attempts={"Streamtime": 1 + MAX_THROTTLED_RETRIES}),
+    Case("ignored offset", {"StreamOne": lambda api: Fault(api.endpoint, ignore_offset()),
+                            "Streamtime": lambda api: Fault(api.endpoint, ignore_offset())},
+         IncompleteAnswerError, match="ignores the offset", apis=(STREAMONE, STREAMTIME)),
     Case("capped pages with a true count are read to the end", {"StreamOne": answer(so_cap_pages(40))}, None,
          apis=(STREAMONE,)),
+    Case("capped pages without a count", {"Streamtime": answer(json_body(lambda p: p[:10]))}, IncompleteAnswerError,
+         match="caps its pages", apis=(STREAMTIME,)),
     Case("understated count", {"StreamOne": answer(so_understate_count(50))}, IncompleteAnswerError,
          match="understated", apis=(STREAMONE,)),
     Case("identical duplicates collapse", {
         "Streamroot": answer(sr_duplicate(False)), "StreamAPI": answer(video_duplicate(False)),
-        "StreamOne": answer(so_duplicate(False))}, None, apis=(STREAMROOT, STREAMAPI, STREAMONE_HISTORY)),
+        "StreamOne": answer(so_duplicate(False)), "Streamtime": answer(st_duplicate(False))}, None,
+         apis=(STREAMROOT, STREAMAPI, STREAMONE_HISTORY, STREAMTIME)),
     Case("conflicting duplicates", {
         "Streamroot": answer(sr_duplicate(True)), "StreamAPI": answer(video_duplicate(True)),
-        "StreamOne": answer(so_duplicate(True))}, DuplicateKeyError, match="share a key",
-         apis=(STREAMROOT, STREAMAPI, STREAMONE_HISTORY)),
+        "StreamOne": answer(so_duplicate(True)), "Streamtime": answer(st_duplicate(True))}, DuplicateKeyError,
+         match="share a key|came twice", apis=(STREAMROOT, STREAMAPI, STREAMONE_HISTORY, STREAMTIME)),
     Case("NaN", {"Streamroot": answer(sr_series(lambda p: p.__setitem__(1, float("nan")))),
                  "StreamAPI": answer(video_field("duration", "NaN")),
-                 "StreamOne": answer(so_items(lambda i: i.__setitem__("views", float("nan"))))},
+                 "StreamOne": answer(so_items(lambda i: i.__setitem__("views", float("nan")))),
+                 "Streamtime": answer(st_records(lambda r: r.__setitem__("minutes", float("nan"))))},
          ApiPayloadError, match="NaN|finite"),
     Case("Infinity", {"Streamroot": answer(sr_series(lambda p: p.__setitem__(1, float("inf")))),
                       "StreamAPI": answer(video_field("duration", "Infinity")),
-                      "StreamOne": answer(so_items(lambda i: i.__setitem__("views", float("inf"))))},
+                      "StreamOne": answer(so_items(lambda i: i.__setitem__("views", float("inf")))),
+                      "Streamtime": answer(st_records(lambda r: r.__setitem__("cost", float("-inf")), first_only=True))},
          ApiPayloadError, match="Infinity|finite"),
     Case("1e999", {"Streamroot": answer(json_body(lambda p: None, raw=lambda b: re.sub(rb"(\[\d+, )[0-9.e+-]+\]", rb"\g<1>1e999]", b, count=1))),
                    "StreamAPI": answer(video_field("size", "1e999")),
-                   "StreamOne": answer(json_body(lambda p: None, raw=lambda b: re.sub(rb'"views": \d+', b'"views": 1e999', b, count=1)))},
+                   "StreamOne": answer(json_body(lambda p: None, raw=lambda b: re.sub(rb'"views": \d+', b'"views": 1e999', b, count=1))),
+                   "Streamtime": answer(json_body(lambda p: None, raw=lambda b: re.sub(rb'"minutes": \d+', b'"minutes": 1e999', b, count=1)))},
          ApiPayloadError, match="overflow|finite|whole|size"),
     Case("a 1e308 timestamp", {"Streamroot": answer(sr_series(lambda p: p.__setitem__(0, 1e308))),
                                "StreamAPI": answer(video_field("creation_date", "1" + "0" * 308)),
-                               "StreamOne": answer(so_items(lambda i: i.__setitem__("dateaired", "9999-12-31 23:59:59")))},
-         ApiPayloadError, match="outside|timestamp|creation_date|dateaired"),
-    Case("negative bytes", {"Streamroot": answer(sr_series(lambda p: p.__setitem__(1, -5.0))),
-                            "StreamAPI": answer(video_field("size", "-1")),
-                            "StreamOne": answer(so_items(lambda i: i.__setitem__("views", -1)))},
+                               "StreamOne": answer(so_items(lambda i: i.__setitem__("dateaired", "9999-12-31 23:59:59"))),
+                               "Streamtime": answer(st_records(lambda r: r.__setitem__("date", 1e308), first_only=True))},
+         ApiPayloadError, match="outside|timestamp|creation_date|dateaired|field date"),
+    Case("a bad date in a key column", {
+        "Streamtime": answer(st_records(lambda r: r.__setitem__("date", "2026-02-30"), first_only=True))},
+         ApiPayloadError, match="key column.*field date", apis=(STREAMTIME,)),
+    Case("a key date outside the partition", {
+        "Streamtime": answer(st_records(lambda r: r.__setitem__("date", "2026-03-04"), first_only=True))},
+         InvalidValueError, match="outside partition", apis=(STREAMTIME,)),
+    Case("negative bytes or minutes", {"Streamroot": answer(sr_series(lambda p: p.__setitem__(1, -5.0))),
+                                       "StreamAPI": answer(video_field("size", "-1")),
+                                       "StreamOne": answer(so_items(lambda i: i.__setitem__("views", -1))),
+                                       "Streamtime": answer(st_records(lambda r: r.__setitem__("minutes", -15), first_only=True))},
          InvalidValueError, match="negative"),
     Case("a 10 MB field", {"Streamroot": answer(json_body(lambda p: p[0].__setitem__("srKey", TEN_MB))),
                            "StreamAPI": answer(video_field("filename", TEN_MB, first_only=True)),
-                           "StreamOne": answer(so_items(lambda i: i.__setitem__("description", TEN_MB), first_only=True))},
+                           "StreamOne": answer(so_items(lambda i: i.__setitem__("description", TEN_MB), first_only=True)),
+                           "Streamtime": answer(st_records(lambda r: r.__setitem__("notes", TEN_MB), first_only=True))},
          ApiPayloadError, match="1000|100,000|characters"),
     Case("invalid UTF-8", {name: answer(transform) for name, transform in INVALID_UTF8.items()}, ApiPayloadError,
          match="UTF-8|not well-formed"),
     Case("text/plain JSON is read as UTF-8", {
         "Streamroot": answer(json_body(lambda p: p[0].__setitem__("srKey", "clé-ü"), content_type="text/plain")),
-        "StreamOne": answer(so_items(lambda i: i.__setitem__("title", "Café ü"), first_only=True, content_type="text/plain"))},
-         None, apis=(STREAMROOT, STREAMONE),
-         check=lambda api, warehouse, emulator: _assert_in(
-             "clé-ü" if api.name == "Streamroot" else "Café ü",
-             _stored(api, warehouse, "sr_key" if api.name == "Streamroot" else "title"))),
-    Case("a secret echoed in an error", {"Streamroot": echo_secret, "StreamAPI": echo_secret, "StreamOne": echo_secret},
+        "StreamOne": answer(so_items(lambda i: i.__setitem__("title", "Café ü"), first_only=True, content_type="text/plain")),
+        "Streamtime": answer(st_records(lambda r: r.__setitem__("notes", STREAMTIME_TEXT), first_only=True,
+                                        content_type="text/plain"))},
+         None, apis=(STREAMROOT, STREAMONE, STREAMTIME),
+         check=lambda api, warehouse, emulator: _assert_in(TEXT_STORED[api.name][1],
+                                                           _stored(api, warehouse, TEXT_STORED[api.name][0]))),
+    Case("a secret echoed in an error", {name: echo_secret for name in ("Streamroot", "StreamAPI", "StreamOne", "Streamtime")},
          ApiResponseError, match=r"denied for \*\*\*"),
+    Case("a secret echoed in a malformed answer", {name: echo_in_malformed_answer for name in ("Streamroot", "StreamOne", "Streamtime")},
+         ApiPayloadError, match=r"credential \*\*\*", apis=(STREAMROOT, STREAMONE, STREAMTIME)),
 ]
-
 
 def _assert_in(value, values):
     assert value in values, f"{value!r} not stored"
@@ -388,9 +457,14 @@ def test_fault(case: Case, api: Api, request, warehouse):
         assert re.search(case.match, str(error)), str(error)
         assert elapsed < BOUND_SECONDS
         attempts = server.requests_to(api.endpoint) - sent_before
-        assert attempts == 1 + RETRIES if case.retried and case.error is not ApiTimeoutError else attempts >= 1
-        if case.error is ApiTimeoutError:
+        if case.attempts and api.name in case.attempts:
+            assert attempts == case.attempts[api.name]
+        elif case.retried and not api.replays:
+            assert attempts == 1  # never replayed outside the limiter: the server saw only what it admitted
+        elif case.error is ApiTimeoutError:
             assert 2 <= attempts <= 1 + RETRIES  # retried until the total time ran out
+        else:
+            assert attempts == 1 + RETRIES if case.retried else attempts >= 1
         text = str(error) + repr(error.__dict__)
         for secret in api.secrets:
             assert secret not in text
@@ -400,7 +474,7 @@ def test_fault(case: Case, api: Api, request, warehouse):
         server.stop()
 
 
-@pytest.mark.parametrize("api", [STREAMROOT, STREAMAPI, STREAMONE], ids=lambda a: a.name)
+@pytest.mark.parametrize("api", [STREAMROOT, STREAMAPI, STREAMONE, STREAMTIME], ids=lambda a: a.name)
 @pytest.mark.parametrize("bad", ["127.0.0.1:8080", "ftp://example.com", "https://api.example.com/?key=abc"])
 def test_a_bad_base_url_fails_at_run_time_naming_the_variable(api, bad, request, warehouse, monkeypatch):
     emulator = request.getfixturevalue(api.emulator_fixture)

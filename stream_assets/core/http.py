@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import threading
 import time
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -28,6 +30,8 @@ from typing import Any, Callable, Iterable
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from stream_assets.core import config
@@ -103,6 +107,54 @@ def error_message(response: requests.Response) -> str:
     return scrub(message)
 
 
+# --- the deadline while the status line and headers arrive -------------------------------------------------
+# Socket timeouts bound each read, not the sum of them: a server dripping its headers a byte at a time would
+# never time out. The body is read against the deadline in HttpApi._read_body; for the head, a watchdog
+# shuts the connection's socket down when the attempt's deadline (set per thread by send_once) passes.
+_attempt = threading.local()
+
+
+def _shut_down(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+class _HeadDeadline:
+    """Mixin for urllib3 connections: ``getresponse`` (status line and headers) ends by the attempt's deadline."""
+
+    def getresponse(self, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        deadline = getattr(_attempt, "deadline", None)
+        if deadline is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut_down, args=(self,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            watchdog.cancel()
+
+
+class _HTTPConnection(_HeadDeadline, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_HeadDeadline, HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 def build_session(
     *,
     retries: int = 3,
@@ -123,6 +175,7 @@ def build_session(
     adapter = HTTPAdapter(max_retries=Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
                                             raise_on_status=False, respect_retry_after_header=False),
                           pool_maxsize=8)
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "stream_assets (+dagster)"
@@ -291,6 +344,7 @@ class HttpApi:
         kwargs.pop("stream", None)
         started = time.perf_counter()
         response: requests.Response | None = None
+        _attempt.deadline = deadline
         try:
             try:
                 response = self.session.request(method, url, stream=True, timeout=(min(policy.connect_seconds, remaining),
@@ -307,6 +361,9 @@ class HttpApi:
                 raise self._connection_failed(endpoint, ApiTimeoutError,
                                               f"no answer within the {policy.request_seconds:g} s deadline", sent=True) from None
             except requests.exceptions.ConnectionError as exc:
+                if time.monotonic() >= deadline:  # the head watchdog shut the connection: headers too slow
+                    raise self._connection_failed(endpoint, ApiTimeoutError, f"no complete answer within the "
+                                                  f"{policy.request_seconds:g} s deadline", sent=True) from None
                 sent = not _is_connect_failure(exc)
                 what = "connection broke before the answer" if sent else "could not connect"
                 raise self._connection_failed(endpoint, ApiConnectionError, f"{what} ({_reason(exc)})", sent=sent) from None
@@ -321,6 +378,7 @@ class HttpApi:
                 response.close()  # a half-read connection is never reused
             raise
         finally:
+            _attempt.deadline = None
             self.http_seconds += time.perf_counter() - started
 
     def _connection_failed(self, endpoint: str, kind: type[ApiConnectionError], message: str, *, sent: bool) -> ApiConnectionError:

@@ -26,6 +26,7 @@ dependency and its output is what :mod:`stream_assets.core.staging` registers wi
 from __future__ import annotations
 
 import io
+import json
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -34,6 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from stream_assets.core.errors import ApiPayloadError, DuplicateKeyError, InvalidValueError
+from stream_assets.core.http import strict_json
+from stream_assets.core.secrets import scrubbed_excerpt
 from stream_assets.core.validation import MAX_KEY_CHARS
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamroot.client import MAX_TIMESERIES_SPAN, StreamrootClient
@@ -61,6 +64,18 @@ def _answer_schema(spec: Endpoint) -> pa.Schema:
     return pa.schema([(_WRAPPER, pa.list_(element))])
 
 
+def _json_syntax_error(content: bytes) -> str | None:
+    """The strict decoder's account of bytes that are not JSON (where, and a scrubbed excerpt), else None.
+    Only asked once pyarrow has refused the answer, so a valid answer is parsed once."""
+    try:
+        strict_json(content)
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON ({exc.msg} at {exc.pos}): {scrubbed_excerpt(content, exc.pos - 20, exc.pos + 40)!r}"
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
 def timeseries_table(content: bytes, spec: Endpoint, window: TimeWindow, *, status: int | None = None) -> pa.Table:
     """The warehouse rows of one timeseries answer body, as an Arrow table (schema :func:`arrow_schema`).
 
@@ -77,6 +92,9 @@ def timeseries_table(content: bytes, spec: Endpoint, window: TimeWindow, *, stat
                                                unexpected_field_behavior="ignore"),
         )
     except pa.ArrowInvalid as exc:
+        syntax = _json_syntax_error(content)
+        if syntax:  # not JSON at all: say where, as the other clients do, with an excerpt scrubbed of secrets
+            raise refuse(syntax) from None
         detail = str(exc).replace(f"/{_WRAPPER}", "").replace("JSON parse error: ", "").removesuffix(" in row 0")
         if "too big" in detail:  # 1e999: refused like the strict JSON decoder does
             detail += " (a number that overflows a double is not finite)"

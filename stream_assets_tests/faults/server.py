@@ -18,7 +18,7 @@ import requests
 
 # (path, status, headers, body) -> (status, headers, body); headers are a dict of the answer's headers
 Transform = Callable[[str, int, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
-BREAKS = ("reset", "truncate", "drip")
+BREAKS = ("reset", "truncate", "drip", "drip-head")
 
 
 @dataclass
@@ -120,7 +120,14 @@ class FaultServer:
                 drip_interval: float) -> None:
         lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers.items()]
         lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-        conn.sendall("\r\n".join(lines).encode("latin-1"))
+        head = "\r\n".join(lines).encode("latin-1")
+        if wire == "drip-head":  # the status line and headers a byte at a time, each well within a read timeout
+            for byte in head:
+                conn.sendall(bytes([byte]))
+                time.sleep(drip_interval)
+            conn.sendall(body)
+            return
+        conn.sendall(head)
         if wire is None:
             conn.sendall(body)
         elif wire == "truncate":

@@ -329,6 +329,7 @@ CASES = [
          retried=True),
     Case("truncated body", every(wire("truncate")), ApiTransportError, transient=True, retried=True),
     Case("drip-feed", every(wire("drip")), ApiTimeoutError, transient=True, match="deadline", retried=True),
+    Case("headers drip-fed", every(wire("drip-head")), ApiTimeoutError, transient=True, match="deadline", retried=True),
     Case("huge Retry-After", {  # Streamtime throttles with 429 (its 5xx are never waited on: see the module doc)
         **every(answer(replace_answer(503, b'{"message": "maintenance"}', **{"Retry-After": "86400"}))),
         "Streamtime": answer(replace_answer(429, b'{"message": "Too many requests"}', **{"Retry-After": "86400"}))},

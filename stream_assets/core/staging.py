@@ -47,12 +47,16 @@ from stream_assets.core.windows import TimeWindow
 
 # Pages are held in memory up to this many bytes (a 90-day Streamroot timeseries is ~4 MB), then all go
 # to Parquet files: memory stays bounded by the budget plus one page, whatever the answer's size.
-MEMORY_BUDGET = 16 * 1024 * 1024
-# DuckDB's memory limit during the swap (it spills past it to the warehouse's temp folder). An insert keeps up
-# to one row group (122,880 rows) of a table in memory before writing it out: with Streamtime's JSON `record`
-# column that is ~75 MB, so the floor is above it (32 MB made a 100,000-record answer fail the swap).
-SWAP_MEMORY_PER_THREAD_MB = 16
-SWAP_MEMORY_FLOOR_MB = 96
+MEMORY_BUDGET = 4 * 1024 * 1024
+# DuckDB's settings during the swap, which keep the process's memory flat whatever the answer's size
+# (bench/ingest.py: a 1 M-record Streamtime answer, ~200 MB above the process with DuckDB's defaults, ~60 MB with
+# these): a small buffer pool (DuckDB spills past it to the warehouse's temp folder); one row group buffered
+# before it is written, not five; no cache of the staged Parquet file, which is read once; and no insertion order
+# to keep, since the staged order carries no meaning. Row groups are small too (core/warehouse.py ROW_GROUP_ROWS).
+# An answer whose row group does not fit (records of tens of KB each) swaps again with the connection's own limit.
+SWAP_MEMORY_MB = 32
+SWAP_SETTINGS = {"threads": "1", "write_buffer_row_group_count": "1", "enable_external_file_cache": "false",
+                 "preserve_insertion_order": "false"}
 # For checks on a private connection: DuckDB's default is 80 % of RAM; past this it spills to the staging folder.
 STAGING_MEMORY_LIMIT = "128MB"
 
@@ -337,16 +341,26 @@ def replace_from_staging(conn: duckdb.DuckDBPyConnection, table: Table, staging:
     ``write_replacing`` (delete the window's rows, insert, commit; roll back on error).
     """
     staging.seal(conn)
-    # A large insert otherwise keeps its blocks in DuckDB's buffer pool (up to 80 % of RAM by default):
-    # capping it for the swap keeps the process's memory flat whatever the answer's size.
-    # The staged order carries no meaning, so DuckDB need not buffer rows to keep it.
-    previous, threads, ordered = conn.execute(
-        "SELECT current_setting('memory_limit'), current_setting('threads'), current_setting('preserve_insertion_order')"
-    ).fetchall()[0]
-    conn.execute(f"SET memory_limit = '{max(SWAP_MEMORY_FLOOR_MB, SWAP_MEMORY_PER_THREAD_MB * int(threads))}MB'")
-    conn.execute("SET preserve_insertion_order = false")
+    names = ["memory_limit", *SWAP_SETTINGS]
+    previous = dict(zip(names, conn.execute(
+        "SELECT " + ", ".join(f"current_setting('{name}')" for name in names)).fetchall()[0]))
+    small = SWAP_MEMORY_MB
     try:
-        return write_replacing(conn, table, staging.relation(conn), window)
+        for name, value in SWAP_SETTINGS.items():
+            conn.execute(f"SET {name} = {value}")
+        conn.execute(f"SET memory_limit = '{small}MB'")
+        try:
+            return write_replacing(conn, table, staging.relation(conn), window)
+        except duckdb.OutOfMemoryException:  # rolled back: rows too wide for the small pool; the old rows stand
+            _restore(conn, "memory_limit", previous["memory_limit"])
+            return write_replacing(conn, table, staging.relation(conn), window)
     finally:
-        conn.execute(f"SET memory_limit = '{previous}'")
-        conn.execute(f"SET preserve_insertion_order = {str(ordered).lower()}")
+        for name in ("memory_limit", *SWAP_SETTINGS):
+            _restore(conn, name, previous[name])
+
+
+def _restore(conn: duckdb.DuckDBPyConnection, name: str, value: object) -> None:
+    """Put a setting back as ``current_setting`` reported it (a memory limit to its rounded text, e.g.
+    "18.8 GiB"). Not RESET: in DuckDB 1.5.5 ``RESET memory_limit`` reports the default but leaves the buffer
+    pool at the lower limit."""
+    conn.execute(f"SET {name} = " + (f"'{value}'" if name == "memory_limit" else str(value).lower()))

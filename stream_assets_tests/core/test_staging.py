@@ -164,3 +164,64 @@ def test_a_live_staging_folder_is_not_swept_by_another_run(warehouse):
         with warehouse.get_connection() as conn:
             assert replace_from_staging(conn, SERIES, live, DAY) == 4
     assert _rows(warehouse) == [("2026-03-01", 4, 1.0)]
+
+
+WIDE = Table("test", "wide", (("id", "BIGINT"), ("ts", "TIMESTAMP"), ("record", "JSON")), "ts", key=("id",))
+
+
+def _wide_page(first: int, count: int, width: int) -> pa.Table:
+    start = dt.datetime(2026, 3, 1)
+    return pa.table({"id": list(range(first, first + count)),
+                     "ts": [start + dt.timedelta(seconds=i) for i in range(first, first + count)],
+                     "record": [f'{{"id": {i}, "notes": "{"x" * width}"}}' for i in range(first, first + count)]})
+
+
+def _swap_settings(conn) -> tuple:
+    """The settings a swap changes; the memory limit in whole GiB (DuckDB reports it rounded, "18.8 GiB")."""
+    limit, *others = conn.execute(
+        "SELECT current_setting('memory_limit'), current_setting('threads'), current_setting('preserve_insertion_order'), "
+        "current_setting('write_buffer_row_group_count'), current_setting('enable_external_file_cache')").fetchall()[0]
+    return (round(float(limit.split()[0])) if limit.endswith("GiB") else limit, *others)
+
+
+def test_rows_too_wide_for_the_swaps_small_memory_pool_are_swapped_with_the_connections_own(warehouse, monkeypatch):
+    import stream_assets.core.staging as staging_module
+
+    monkeypatch.setattr(staging_module, "SWAP_MEMORY_MB", 1)  # far below one row group of these rows
+    tries = []
+
+    def counted(conn, *args):
+        tries.append(conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        return staging_module.write_replacing.__wrapped__(conn, *args)
+
+    counted.__wrapped__ = staging_module.write_replacing
+    monkeypatch.setattr(staging_module, "write_replacing", counted)
+    with Staging(WIDE, window=DAY, memory_budget=0) as staging:
+        for first in range(0, 20_000, 5_000):
+            staging.append(_wide_page(first, 5_000, 600))
+        with warehouse.get_connection() as conn:
+            before = _swap_settings(conn)
+            assert replace_from_staging(conn, WIDE, staging, DAY) == 20_000
+            assert _swap_settings(conn) == before  # the swap's settings do not outlive it
+    # Out of memory in the small pool, rolled back, swapped again with the connection's own limit.
+    assert len(tries) == 2 and tries[0] == "976.5 KiB" and tries[1].endswith("GiB")
+    stored = warehouse.query("SELECT count(*) AS n, count(DISTINCT id) AS ids, min(length(record::VARCHAR)) AS width "
+                             "FROM test.wide").iloc[0]
+    assert (stored.n, stored.ids) == (20_000, 20_000) and stored.width > 600
+
+
+def test_the_warehouse_writes_small_row_groups_that_a_plain_duckdb_connection_reads(warehouse):
+    import duckdb
+
+    from stream_assets.core.warehouse import ROW_GROUP_ROWS
+
+    rows = 3 * ROW_GROUP_ROWS + 5
+    with Staging(WIDE, window=DAY) as staging:
+        staging.append(_wide_page(0, rows, 10))
+        warehouse.replace_staged(WIDE, staging, DAY)
+    with warehouse.get_connection() as conn:
+        conn.execute("CHECKPOINT")
+    with duckdb.connect(str(warehouse.path), read_only=True) as plain:
+        assert plain.execute("SELECT count(*), max(id) FROM test.wide").fetchall() == [(rows, rows - 1)]
+        groups = plain.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('test.wide')").fetchall()[0][0]
+    assert groups == 4  # 16,384-row groups, not DuckDB's default of 122,880

@@ -19,6 +19,11 @@ For each condition it prints:
   as every sliding window allows: ``floor(A)`` requests per window ``W`` for a request budget,
   ``ceil(A / cost)`` for a processing budget (the server accepts a request while the time already charged
   in the window is below ``A``); the slower budget binds.
+- safe ceiling: the rate used by the best limiter that holds the budgets whatever the latency. From the client,
+  time in the network and time in processing look the same, so it must charge a request its whole elapsed time
+  (at least cost + the latency the emulator slept): the same shortest schedule with that charge, over the
+  shortest schedule with the true cost. Where no processing budget binds, it is 100 %;
+- of ceiling: rate used / safe ceiling.
 
 Then the requests of a 365-day single-run backfill against the minimum: the pages plus one /search/setup per view.
 
@@ -119,10 +124,13 @@ def run_condition(condition: Condition, args) -> dict:
         budgets = parse_budgets(args.rates, "requests") + parse_budgets(condition.processing, "processing")
         stamps = sorted(a for a, _ in arrivals)
         span = stamps[-1] - stamps[0]
+        shortest = minimum_span(len(arrivals), args.rates, condition.processing, condition.cost)
+        latency = sum(r.latency for r in emulator.requests) / len(emulator.requests)
+        ceiling = shortest / minimum_span(len(arrivals), args.rates, condition.processing, condition.cost + latency)
         return {"requests": len(arrivals), "throttled": emulator.counters["throttled"],
                 "seen": sum(o[1] for o in outcomes), "delayed": emulator.counters["delayed"],
                 "overruns": server_overruns(arrivals, budgets), "span": span,
-                "rate_used": minimum_span(len(arrivals), args.rates, condition.processing, condition.cost) / span,
+                "rate_used": shortest / span, "ceiling": ceiling,
                 "waited": sum(o[2] for o in outcomes)}
 
 
@@ -158,14 +166,14 @@ def main() -> None:
     print(f"request windows {args.rates}; {args.requests} searches per condition; "
           f"limiter state: {'Postgres' if args.state_url else 'SQLite'}")
     print("| condition | processing budgets | run | requests | 429s (emulator / clients) | processing delays | "
-          "window overruns | rate used | span |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "window overruns | rate used | safe ceiling | of ceiling | span |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for condition in chosen:
         for run in range(1, args.runs + 1):
             started = time.time()
             r = run_condition(condition, args)
             print(f"| {condition} | {condition.processing} | {run} | {r['requests']} | {r['throttled']} / {r['seen']} | {r['delayed']} | "
-                  f"{r['overruns']} | {r['rate_used']:.1%} | {r['span']:.0f} s ({time.time() - started:.0f} s wall, "
+                  f"{r['overruns']} | {r['rate_used']:.1%} | {r['ceiling']:.1%} | {r['rate_used'] / r['ceiling']:.1%} | {r['span']:.0f} s ({time.time() - started:.0f} s wall, "
                   f"{r['waited']:.0f} s waited) |", flush=True)
     if args.days:
         year_backfill(args)

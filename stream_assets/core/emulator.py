@@ -27,6 +27,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     received_at: float
+    latency: float = 0.0  # seconds slept before arrival (arrival_latency), which no client can tell from processing
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -89,8 +90,8 @@ class Emulator:
 
             def _serve(self) -> None:
                 low, high = emulator.arrival_latency
-                if high > 0:
-                    time.sleep(random.uniform(low, high))
+                latency = random.uniform(low, high) if high > 0 else 0.0
+                time.sleep(latency)
                 length = int(self.headers.get("Content-Length") or 0)
                 parts = urlsplit(self.path)
                 request = Request(
@@ -101,6 +102,7 @@ class Emulator:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
                     received_at=time.time(),
+                    latency=latency,
                 )
                 reply = emulator._dispatch(request)
                 if reply.delay:

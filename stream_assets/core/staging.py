@@ -3,7 +3,7 @@
 The warehouse file is held exclusively by whoever writes to it, and the HTTP phase of a long range can
 take minutes, so pages are not written to the warehouse as they arrive. Each page, an Arrow table, is
 checked (window; keys unique within it) and kept as it is; once the pages outgrow a memory budget
-(16 MiB) they all go, written by pyarrow as Parquet, to a folder of the run's own under
+(4 MiB) they all go, written by pyarrow as Parquet, to a folder of the run's own under
 ``$STREAM_ASSETS_DATA_DIR/staging/``. Memory is then bounded by the budget plus one page, whatever the
 size of the answer, and no Python object is made per row.
 
@@ -30,10 +30,12 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -45,8 +47,9 @@ from stream_assets.core.validation import check_rows
 from stream_assets.core.warehouse import Table, _window_bounds, as_naive_utc, write_replacing
 from stream_assets.core.windows import TimeWindow
 
-# Pages are held in memory up to this many bytes (a 90-day Streamroot timeseries is ~4 MB), then all go
-# to Parquet files: memory stays bounded by the budget plus one page, whatever the answer's size.
+# Pages are held in memory up to this many bytes, then all go to a Parquet file: memory stays bounded by the
+# budget plus one page, whatever the answer's size. A 31-day Streamroot answer (~1.5 MB) stays in memory; a
+# 90-day timeseries (~4 MB) or a Streamtime search past ~10,000 records spills (~4 ms per page written).
 MEMORY_BUDGET = 4 * 1024 * 1024
 # DuckDB's settings during the swap, which keep the process's memory flat whatever the answer's size
 # (bench/ingest.py: a 1 M-record Streamtime answer, ~200 MB above the process with DuckDB's defaults, ~60 MB with
@@ -65,6 +68,16 @@ ARROW_TYPES = {
     "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"), "DATE": pa.date32(),
     "JSON": pa.string(),  # text that DuckDB casts to JSON on insert
 }
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a materialization wrote: the number of rows, the first rows (a preview for metadata) and some
+    columns of every row (the window column for per-partition counts, keys for checks), not the rest."""
+
+    rows: int
+    preview: pd.DataFrame
+    columns: pd.DataFrame
 
 
 def staging_dir() -> Path:
@@ -204,9 +217,12 @@ class Staging:
                 self.api, self.endpoint, column, f"{count} row(s) outside partition window {self.window} (e.g. {shown})")
 
     def _note_keys(self, page: pa.Table) -> None:
-        """Record whether the page's keys are unique and each key column's range, so that :meth:`seal`
-        can tell without a query that pages cannot share a key (disjoint ranges on one key column)."""
-        unique = page.group_by(list(self.key)).aggregate([]).num_rows == page.num_rows
+        """Record whether the page's keys are unique and each key column's range, so that :meth:`seal` can
+        tell without a query that pages cannot share a key (disjoint ranges on one key column). A checked
+        page is unique on the table's key (check_rows collapsed identical copies, refused different ones),
+        hence on any staging key that contains it; only another key needs counting."""
+        unique = set(self.table.key or self.table.column_names) <= set(self.key) \
+            or page.group_by(list(self.key)).aggregate([]).num_rows == page.num_rows
         ranges = {}
         for name in self.key:
             bounds = pc.min_max(page.column(name))
@@ -319,6 +335,11 @@ class Staging:
             first = next(batches, None)
             return pa.Table.from_batches([first]) if first is not None else self.schema.empty_table()
         return (pa.concat_tables(self._held) if self._held else self.schema.empty_table()).slice(0, rows)
+
+    def written(self, rows: int, columns: Sequence[str], preview_rows: int) -> Written:
+        """What the swap of these staged rows wrote: ``rows`` inserted, the first ``preview_rows`` rows and
+        ``columns`` of every row, read back without loading the rest."""
+        return Written(rows, self.head(preview_rows).to_pandas(), self.columns(columns).to_pandas())
 
     def close(self) -> None:
         """Drop the staging data (idempotent)."""

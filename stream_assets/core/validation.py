@@ -88,7 +88,7 @@ def check_rows(table: Any, frame: pd.DataFrame, *, api: str | None = None, endpo
                 raise refuse(name, f"{_shown(values[outside].iloc[0])} lies outside {EARLIEST.date()}..{LATEST.date()}")
         elif kind == "VARCHAR":
             limit = MAX_KEY_CHARS if name in key else MAX_TEXT_CHARS
-            lengths = values.map(lambda v: len(v) if isinstance(v, str) else 0)
+            lengths = _text_lengths(values)
             too_long = lengths > limit
             if too_long.any():
                 raise refuse(name, f"a text of {int(lengths[too_long].iloc[0]):,} characters exceeds the "
@@ -99,6 +99,14 @@ def check_rows(table: Any, frame: pd.DataFrame, *, api: str | None = None, endpo
             first = frame.loc[missing, key].iloc[0]
             raise refuse(next(k for k in key if pd.isna(first[k])), "a key column is empty")
     return drop_identical_duplicates(frame, key, api, endpoint)
+
+
+def _text_lengths(values: pd.Series) -> pd.Series:
+    """Characters per value (0 for NULL or a non-text value), vectorized where pandas can."""
+    try:
+        return values.str.len().fillna(0)
+    except AttributeError:  # no text at all in the column (all NULL, or numbers): the .str accessor refuses it
+        return values.map(lambda v: len(v) if isinstance(v, str) else 0)
 
 
 def drop_identical_duplicates(frame: pd.DataFrame, key: Sequence[str], api: str, endpoint: str) -> pd.DataFrame:

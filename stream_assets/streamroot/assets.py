@@ -1,6 +1,5 @@
 """The ten endpoint assets (one factory over the endpoint table) and the derived daily KPI asset."""
 
-from dataclasses import dataclass
 from typing import Callable
 
 import dagster as dg
@@ -14,7 +13,7 @@ from stream_assets.core.assets import (
     ranged_backfill_policy,
     table_metadata,
 )
-from stream_assets.core.staging import Staging
+from stream_assets.core.staging import Staging, Written
 from stream_assets.core.warehouse import Table, Warehouse, write_replacing
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamroot.client import StreamrootClient
@@ -49,16 +48,6 @@ def _complete_days_check(frame: pd.DataFrame, window: TimeWindow, asset_key: dg.
     )
 
 
-@dataclass(frozen=True)
-class Written:
-    """What a materialization wrote: the row count, the first rows (a preview) and the key and time
-    columns of every row (for per-partition counts and the completeness check)."""
-
-    rows: int
-    preview: pd.DataFrame
-    keys_and_times: pd.DataFrame
-
-
 def replace_timeseries(client: StreamrootClient, warehouse: Warehouse, endpoint: Endpoint, window: TimeWindow, *,
                        progress: Callable[[str], None] | None = None, content_type: str | None = None) -> Written:
     """Replace the window's rows of a timeseries endpoint: each 31-day answer is parsed into Arrow columns
@@ -69,8 +58,7 @@ def replace_timeseries(client: StreamrootClient, warehouse: Warehouse, endpoint:
         for page in fetch_timeseries_tables(client, endpoint, window, progress=progress, content_type=content_type):
             staging.append(page)
         rows = warehouse.replace_staged(table, staging, window)
-        return Written(rows, staging.head(PREVIEW_ROWS).to_pandas(),
-                       staging.columns(["sr_key", table.window_column]).to_pandas())
+        return staging.written(rows, ["sr_key", table.window_column], PREVIEW_ROWS)
 
 
 def build_endpoint_asset(endpoint: Endpoint) -> dg.AssetsDefinition:
@@ -107,9 +95,9 @@ def build_endpoint_asset(endpoint: Endpoint) -> dg.AssetsDefinition:
                          f"({client.requests_made} requests)")
         return dg.MaterializeResult(
             metadata=table_metadata(frame, window, table=endpoint.table, rows=written.rows,
-                                    window_values=written.keys_and_times[endpoint.table.window_column],
+                                    window_values=written.columns[endpoint.table.window_column],
                                     requests=client.requests_made, http_seconds=round(client.http_seconds, 3)),
-            check_results=[_complete_days_check(written.keys_and_times, window, key)] if endpoint.is_timeseries else None,
+            check_results=[_complete_days_check(written.columns, window, key)] if endpoint.is_timeseries else None,
         )
 
     endpoint_asset.__name__ = f"streamroot_{endpoint.name}"

@@ -10,7 +10,7 @@ import pandas as pd
 from stream_assets.core.assets import (
     PREVIEW_ROWS, api_errors, daily_partitions, partition_window, ranged_backfill_policy, table_metadata,
 )
-from stream_assets.core.staging import Staging, rows_to_arrow
+from stream_assets.core.staging import Staging, Written, rows_to_arrow
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime.client import EntityRows, StreamtimeClient
@@ -58,16 +58,6 @@ def _waits(context: dg.AssetExecutionContext):
     return lambda seconds, budget: context.log.info(f"waiting ~{seconds:.1f}s for Streamtime budget ({budget})")
 
 
-@dataclass(frozen=True)
-class Written:
-    """What a materialization wrote: the row count, the first rows (a preview) and the window column of
-    every row (for per-partition counts; None for snapshots)."""
-
-    rows: int
-    preview: pd.DataFrame
-    window_values: pd.Series | None
-
-
 def replace_entity(client: StreamtimeClient, warehouse: Warehouse, entity: Entity,
                    window: TimeWindow | None) -> tuple[EntityRows, Written]:
     """Replace the entity's rows for ``window`` (the whole table for a snapshot): each page of the search
@@ -80,8 +70,7 @@ def replace_entity(client: StreamtimeClient, warehouse: Warehouse, entity: Entit
         for page in pages:
             staging.append(rows_to_arrow(table, page))
         rows = warehouse.replace_staged(table, staging, window)
-        values = staging.columns([table.window_column]).column(0).to_pandas() if table.window_column else None
-        return read, Written(rows, staging.head(PREVIEW_ROWS).to_pandas(), values)
+        return read, staging.written(rows, [table.window_column] if table.window_column else [], PREVIEW_ROWS)
 
 
 def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
@@ -113,7 +102,8 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                  **({"additional_data_unavailable": dg.MetadataValue.json(read.additional_data_unavailable)}
                     if read.additional_data_unavailable else {})}
         return dg.MaterializeResult(metadata=table_metadata(
-            written.preview, window, table=entity.table, rows=written.rows, window_values=written.window_values,
+            written.preview, window, table=entity.table, rows=written.rows,
+            window_values=written.columns[entity.table.window_column] if entity.table.window_column else None,
             **budget_metadata(client), **extra))
 
     entity_asset.__name__ = f"streamtime_{entity.name}"

@@ -43,7 +43,7 @@ from filelock import FileLock, Timeout
 
 from stream_assets.core.config import data_dir
 from stream_assets.core.errors import DuplicateKeyError, RowsOutsideWindowError
-from stream_assets.core.validation import check_rows
+from stream_assets.core.validation import check_page
 from stream_assets.core.warehouse import Table, _window_bounds, as_naive_utc, write_replacing
 from stream_assets.core.windows import TimeWindow
 
@@ -130,7 +130,7 @@ class Staging:
     ``key`` names the columns that identify a row (default: the table's key, else the whole row); ``api``
     and ``endpoint`` name the source in errors (default: the table's schema and name); ``window`` (None
     for snapshots) is the partition the rows must fall in. Each page is checked by the warehouse's own
-    rules (:func:`stream_assets.core.validation.check_rows`) as it is appended. Pages are held as Arrow
+    rules (:func:`stream_assets.core.validation.check_page`) as it is appended. Pages are held as Arrow
     tables up to ``memory_budget`` bytes; past it, they all go to one Parquet file in the folder, a row
     group per page (no Python object per row). The folder is removed when the block ends, whatever happened.
     """
@@ -172,7 +172,7 @@ class Staging:
         """Stage one page (an Arrow table or record batch holding at least the table's columns, in any
         order; others are ignored); returns the number of rows staged. Types are cast to the table's,
         safely: a value that does not fit is an error, never a silent change. The page then passes
-        :func:`~stream_assets.core.validation.check_rows` (finite, non-negative, in range, keys present;
+        :func:`~stream_assets.core.validation.check_page` (finite, non-negative, in range, keys present;
         identical copies of a key collapse, different ones raise DuplicateKeyError), and
         :class:`RowsOutsideWindowError` is raised for a row outside the window (or without a window
         value): nothing of another partition is staged."""
@@ -193,13 +193,8 @@ class Staging:
         return page.num_rows
 
     def _checked(self, page: pa.Table) -> pa.Table:
-        """The page after the warehouse's value rules, run on a pandas view of it (one set of rules for
-        every write path); a page whose identical duplicates collapsed is rebuilt from the checked frame."""
-        frame = page.to_pandas()
-        checked = check_rows(self.table, frame, api=self.api, endpoint=self.endpoint)
-        if len(checked) == len(frame):
-            return page
-        return pa.Table.from_pandas(checked, schema=self.schema, preserve_index=False)
+        """The page after the warehouse's value rules (core/validation.py), evaluated on its Arrow columns."""
+        return check_page(self.table, page, api=self.api, endpoint=self.endpoint)
 
     def _check_window(self, page: pa.Table) -> None:
         column = self.table.window_column
@@ -219,7 +214,7 @@ class Staging:
     def _note_keys(self, page: pa.Table) -> None:
         """Record whether the page's keys are unique and each key column's range, so that :meth:`seal` can
         tell without a query that pages cannot share a key (disjoint ranges on one key column). A checked
-        page is unique on the table's key (check_rows collapsed identical copies, refused different ones),
+        page is unique on the table's key (check_page collapsed identical copies, refused different ones),
         hence on any staging key that contains it; only another key needs counting."""
         unique = set(self.table.key or self.table.column_names) <= set(self.key) \
             or page.group_by(list(self.key)).aggregate([]).num_rows == page.num_rows

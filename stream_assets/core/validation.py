@@ -1,6 +1,8 @@
 """What the warehouse may hold (design.md, "Data the warehouse may hold"), checked once for every API.
 
-- :func:`check_rows` runs on every frame before it is written: key columns present and not NULL;
+- :func:`check_rows` runs on every frame before it is written, and :func:`check_page` on every Arrow page
+  staged (core/staging.py): the same rules, evaluated by pandas and by Arrow compute (no pandas copy of a
+  page), tested to agree (``test_validation.py``): key columns present and not NULL;
   identical duplicates of a key collapse, conflicting ones raise :class:`DuplicateKeyError`; numbers
   finite and within their column's type; declared non-negative columns (counts, bytes, durations,
   views) not negative; timestamps within the range a partition can own; text within its length limit.
@@ -18,6 +20,8 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, PrivateAttr, model_validator
 
 from stream_assets.core.errors import DuplicateKeyError, InvalidValueError
@@ -99,6 +103,55 @@ def check_rows(table: Any, frame: pd.DataFrame, *, api: str | None = None, endpo
             first = frame.loc[missing, key].iloc[0]
             raise refuse(next(k for k in key if pd.isna(first[k])), "a key column is empty")
     return drop_identical_duplicates(frame, key, api, endpoint)
+
+
+def check_page(table: Any, page: pa.Table, *, api: str | None = None, endpoint: str | None = None) -> pa.Table:
+    """:func:`check_rows` for an Arrow page already in the table's Arrow types (so integers fit their
+    column): the same refusals with the same messages, by Arrow compute, with one difference pandas
+    cannot make: NaN in a float column is refused as not finite, where pandas sees a missing value."""
+    api = api or table.schema
+    endpoint = endpoint or table.name
+
+    def refuse(field: str, message: str) -> InvalidValueError:
+        return InvalidValueError(api, endpoint, field, message)
+
+    def first(column: pa.ChunkedArray, mask: pa.ChunkedArray) -> Any:
+        return column.filter(mask)[0].as_py()
+
+    if page.num_rows == 0:
+        return page
+    key = list(table.key or ())
+    for name, kind in table.columns:
+        column, kind = page.column(name), kind.upper()
+        if pa.types.is_floating(column.type):
+            not_finite = pc.invert(pc.fill_null(pc.is_finite(column), True))
+            if pc.any(not_finite).as_py():
+                raise refuse(name, f"{first(column, not_finite)} is not a finite number")
+        if name in table.non_negative and (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            negative = pc.fill_null(pc.less(column, 0), False)
+            if pc.any(negative).as_py():
+                raise refuse(name, f"{_shown(first(column, negative))} is negative (counts, bytes and durations never are)")
+        if kind == "TIMESTAMP":
+            low, high = (pa.scalar(bound.tz_localize(None).to_pydatetime(), column.type) for bound in (EARLIEST, LATEST))
+            outside = pc.fill_null(pc.or_(pc.less(column, low), pc.greater_equal(column, high)), False)
+            if pc.any(outside).as_py():
+                raise refuse(name, f"{_shown(pd.Timestamp(first(column, outside)))} lies outside {EARLIEST.date()}..{LATEST.date()}")
+        elif kind == "VARCHAR":
+            limit = MAX_KEY_CHARS if name in key else MAX_TEXT_CHARS
+            lengths = pc.utf8_length(column)
+            if (pc.max(lengths).as_py() or 0) > limit:
+                raise refuse(name, f"a text of {first(lengths, pc.greater(lengths, limit)):,} characters exceeds the "
+                                   f"{limit:,}-character limit")
+    if key and any(page.column(k).null_count for k in key):
+        missing = pc.is_null(page.column(key[0]))
+        for k in key[1:]:
+            missing = pc.or_(missing, pc.is_null(page.column(k)))
+        row = pc.index(missing, True).as_py()
+        raise refuse(next(k for k in key if not page.column(k)[row].is_valid), "a key column is empty")
+    if page.group_by(key or page.column_names).aggregate([]).num_rows == page.num_rows:
+        return page  # the usual case: no row shares a key
+    unique = drop_identical_duplicates(page.to_pandas(), key, api, endpoint)  # the rare case, with pandas' messages
+    return pa.Table.from_pandas(unique, schema=page.schema, preserve_index=False)
 
 
 def _text_lengths(values: pd.Series) -> pd.Series:

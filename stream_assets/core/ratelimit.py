@@ -56,10 +56,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
-from urllib.parse import urlsplit
 
 from stream_assets.core.config import data_dir, state_url
 from stream_assets.core.errors import LockTimeoutError, StreamAssetsError
+from stream_assets.core.state import SCHEMA, SharedStateTimeout, create_tables, describe_postgres, postgres_connection
 
 DEFAULT_DEADLINE = 180.0  # s; a client raises it to outlast its own transport policy (streamtime/client.py)
 BUDGET_VARIABLES = {"requests": "STREAMTIME_RATE_LIMITS", "processing": "STREAMTIME_PROCESSING_LIMITS"}
@@ -317,29 +317,26 @@ def _nothing() -> Iterator[None]:
 class PostgresLimiterBackend(_SqlLimiterBackend):
     """For several hosts: the tables in their own schema of a Postgres database, created on first use.
     Each admission is one transaction holding a per-bucket advisory lock (released by Postgres when the
-    transaction ends, also when its process dies); stamps come from the database's clock. A small pool of
-    connections per process."""
+    transaction ends, also when its process dies); stamps come from the database's clock. Connections come
+    from the process's pool for that database, shared with the rid state (core/state.py)."""
 
-    def __init__(self, url: str, *, schema: str = "stream_assets", timeout: float = 60.0, pool_size: int = 4) -> None:
-        from psycopg_pool import ConnectionPool
-
-        parts = urlsplit(url)
-        self.where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"  # never the password
+    def __init__(self, url: str, *, schema: str = SCHEMA, timeout: float = 60.0) -> None:
+        self.url, self.where = url, describe_postgres(url)  # never the password
         self.schema, self.timeout = schema, timeout
         self.events, self.queue = f"{schema}.limiter_events", f"{schema}.limiter_queue"
-        self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=True,
-                                   kwargs={"autocommit": False, "connect_timeout": max(1, int(timeout))})
-        with self._transaction("") as run:
-            run("SELECT pg_advisory_xact_lock(hashtextextended('stream_assets limiter ddl', 0))")  # one creator at a time
-            run(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            run(f"CREATE TABLE IF NOT EXISTS {self.events} (id bigserial PRIMARY KEY, bucket text NOT NULL, "
-                "admitted_at double precision NOT NULL, deadline_at double precision NOT NULL, settled_at double precision)")
-            run(f"CREATE INDEX IF NOT EXISTS limiter_events_by_bucket ON {self.events} (bucket, admitted_at)")
-            run(f"CREATE TABLE IF NOT EXISTS {self.queue} (ticket bigserial PRIMARY KEY, bucket text NOT NULL, "
-                "expires_at double precision NOT NULL)")
+        try:
+            create_tables(url, "limiter", [
+                f"CREATE TABLE IF NOT EXISTS {self.events} (id bigserial PRIMARY KEY, bucket text NOT NULL, "
+                "admitted_at double precision NOT NULL, deadline_at double precision NOT NULL, settled_at double precision)",
+                f"CREATE INDEX IF NOT EXISTS limiter_events_by_bucket ON {self.events} (bucket, admitted_at)",
+                f"CREATE TABLE IF NOT EXISTS {self.queue} (ticket bigserial PRIMARY KEY, bucket text NOT NULL, "
+                "expires_at double precision NOT NULL)",
+            ], timeout, schema=schema)
+        except SharedStateTimeout as exc:
+            raise LimiterLockTimeout(f"rate limiter: {exc}") from None
 
     def close(self) -> None:
-        self.pool.close()
+        """Nothing to release: the pool is the process's, closed when it exits."""
 
     def _now(self, run: Callable[..., list[tuple]], clock: Clock | None) -> float:
         return clock() if clock else float(run("SELECT extract(epoch FROM clock_timestamp())")[0][0])
@@ -350,25 +347,22 @@ class PostgresLimiterBackend(_SqlLimiterBackend):
     @contextmanager
     def _transaction(self, bucket: str) -> Iterator[Callable[..., list[tuple]]]:
         import psycopg
-        from psycopg_pool import PoolTimeout
 
         try:
-            with self.pool.connection() as conn:
-                with conn.transaction():
-                    def run(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-                        cursor = conn.execute(sql.replace("?", "%s"), params)
-                        return cursor.fetchall() if cursor.description else []
+            with postgres_connection(self.url, self.timeout) as conn, conn.transaction():
+                def run(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+                    cursor = conn.execute(sql.replace("?", "%s"), params)
+                    return cursor.fetchall() if cursor.description else []
 
-                    run(f"SET LOCAL lock_timeout = '{int(self.timeout * 1000)}ms'")
-                    if bucket:
-                        run("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"limiter:{bucket}",))
-                    yield run
+                run(f"SET LOCAL lock_timeout = '{int(self.timeout * 1000)}ms'")
+                if bucket:
+                    run("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"limiter:{bucket}",))
+                yield run
         except psycopg.errors.LockNotAvailable:
             raise LimiterLockTimeout(f"rate limiter: waited {self.timeout:g}s for the Postgres lock of bucket "
                                      f"{bucket} on {self.where} without getting it") from None
-        except PoolTimeout:
-            raise LimiterLockTimeout(f"rate limiter: waited {self.timeout:g}s for a Postgres connection to "
-                                     f"{self.where} without getting one") from None
+        except SharedStateTimeout as exc:
+            raise LimiterLockTimeout(f"rate limiter: {exc}") from None
 
 
 _postgres_backends: dict[tuple[int, str], PostgresLimiterBackend] = {}

@@ -52,12 +52,13 @@ from stream_assets.core.windows import TimeWindow
 # 90-day timeseries (~4 MB) or a Streamtime search past ~10,000 records spills (~4 ms per page written).
 MEMORY_BUDGET = 4 * 1024 * 1024
 # DuckDB's settings during the swap, which keep the process's memory flat whatever the answer's size
-# (bench/ingest.py: a 1 M-record Streamtime answer, ~200 MB above the process with DuckDB's defaults, ~60 MB with
-# these): a small buffer pool (DuckDB spills past it to the warehouse's temp folder); one row group buffered
-# before it is written, not five; no cache of the staged Parquet file, which is read once; and no insertion order
-# to keep, since the staged order carries no meaning. Row groups are small too (core/warehouse.py ROW_GROUP_ROWS).
-# An answer whose row group does not fit (records of tens of KB each) swaps again with the connection's own limit.
-SWAP_MEMORY_MB = 32
+# (bench/ingest.py: a 1 M-record Streamtime answer peaked ~220 MB above the pages with DuckDB's defaults, ~40 MB
+# with these): a small buffer pool (DuckDB spills past it to the warehouse's temp folder); one thread (each
+# fills a row group of its own); one row group buffered before it is written, not five; no cache of the staged
+# Parquet file, which is read once; and no insertion order to keep, since the staged order carries no meaning.
+# Row groups are small too (core/warehouse.py ROW_GROUP_ROWS). Swap time is unchanged on this machine. An answer
+# whose row group does not fit (records of tens of KB each) swaps again, with the connection's own limit.
+SWAP_MEMORY_MB = 16
 SWAP_SETTINGS = {"threads": "1", "write_buffer_row_group_count": "1", "enable_external_file_cache": "false",
                  "preserve_insertion_order": "false"}
 # For checks on a private connection: DuckDB's default is 80 % of RAM; past this it spills to the staging folder.
@@ -334,7 +335,8 @@ class Staging:
     def written(self, rows: int, columns: Sequence[str], preview_rows: int) -> Written:
         """What the swap of these staged rows wrote: ``rows`` inserted, the first ``preview_rows`` rows and
         ``columns`` of every row, read back without loading the rest."""
-        return Written(rows, self.head(preview_rows).to_pandas(), self.columns(columns).to_pandas())
+        # Dates as datetime64, not one Python object per row (~50 MB for a million rows).
+        return Written(rows, self.head(preview_rows).to_pandas(), self.columns(columns).to_pandas(date_as_object=False))
 
     def close(self) -> None:
         """Drop the staging data (idempotent)."""
@@ -360,11 +362,10 @@ def replace_from_staging(conn: duckdb.DuckDBPyConnection, table: Table, staging:
     names = ["memory_limit", *SWAP_SETTINGS]
     previous = dict(zip(names, conn.execute(
         "SELECT " + ", ".join(f"current_setting('{name}')" for name in names)).fetchall()[0]))
-    small = SWAP_MEMORY_MB
     try:
         for name, value in SWAP_SETTINGS.items():
             conn.execute(f"SET {name} = {value}")
-        conn.execute(f"SET memory_limit = '{small}MB'")
+        conn.execute(f"SET memory_limit = '{SWAP_MEMORY_MB}MB'")
         try:
             return write_replacing(conn, table, staging.relation(conn), window)
         except duckdb.OutOfMemoryException:  # rolled back: rows too wide for the small pool; the old rows stand

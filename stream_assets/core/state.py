@@ -197,15 +197,16 @@ def postgres_connection(url: str, timeout: float = 60.0):
         pool.putconn(conn)  # the pool discards a broken connection, or rolls back one left in a transaction
 
 
-def create_tables(url: str, name: str, statements: Sequence[str], timeout: float = 60.0) -> None:
+def create_tables(url: str, name: str, statements: Sequence[str], timeout: float = 60.0, *,
+                  schema: str = SCHEMA) -> None:
     """Run ``statements`` (``CREATE ... IF NOT EXISTS``) once per process, in one transaction under a
     transaction advisory lock: concurrent first uses on several hosts would otherwise race on the catalog."""
-    key = (os.getpid(), url, name)
+    key = (os.getpid(), url, f"{schema}.{name}")
     if key in _tables_ready:
         return
     with postgres_connection(url, timeout) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('stream_assets:ddl', 0))")
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for statement in statements:
             conn.execute(statement)
     _tables_ready.add(key)

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 _HELD_ELSEWHERE = ("could not set lock", "conflicting lock")
 # Rows per row group written from our connections (DuckDB's default is 122,880). An insert holds the row group
 # it is filling, and compresses it, in memory outside the buffer pool's limit: with Streamtime's JSON `record`
-# column a default row group is ~55 MB of text. At 16,384 rows the swap of a 1 M-record answer peaks ~60 MB
-# above the process instead of ~200 MB (bench/ingest.py). The size is a property of the attachment, not of the
-# file: row groups already written keep theirs, and other readers and writers are unaffected.
+# column a default row group is ~55 MB of text; at 16,384 rows, ~7 MB (see staging.py SWAP_SETTINGS for the
+# figures). The size is a property of the attachment, not of the file: row groups already written keep theirs,
+# and other readers and writers are unaffected.
 ROW_GROUP_ROWS = 16_384
 WAREHOUSE_ALIAS = "warehouse"
 

@@ -47,6 +47,7 @@ from stream_assets.core.errors import (
     SettingError,
 )
 from stream_assets.core.secrets import register_secrets, scrub, scrubbed_excerpt
+from stream_assets.core.validation import finite_number
 
 RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
 _CHUNK = 64 * 1024
@@ -204,17 +205,10 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"non-finite number {name} is not JSON")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} overflows a double")
-    return value
-
-
 def strict_json(data: bytes) -> Any:
     """JSON from UTF-8 bytes: invalid UTF-8, NaN, Infinity and overflowing numbers raise ValueError."""
     text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")  # UnicodeDecodeError is a ValueError
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=finite_number)  # 1e999 overflows to inf: refused
 
 
 class HttpApi:

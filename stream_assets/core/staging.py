@@ -43,7 +43,7 @@ from filelock import FileLock, Timeout
 
 from stream_assets.core.config import data_dir
 from stream_assets.core.errors import DuplicateKeyError, RowsOutsideWindowError
-from stream_assets.core.validation import check_page
+from stream_assets.core.validation import check_page, keys_unique
 from stream_assets.core.warehouse import Table, _window_bounds, as_naive_utc, write_replacing
 from stream_assets.core.windows import TimeWindow
 
@@ -218,7 +218,7 @@ class Staging:
         page is unique on the table's key (check_page collapsed identical copies, refused different ones),
         hence on any staging key that contains it; only another key needs counting."""
         unique = set(self.table.key or self.table.column_names) <= set(self.key) \
-            or page.group_by(list(self.key)).aggregate([]).num_rows == page.num_rows
+            or keys_unique(page, self.key)
         ranges = {}
         for name in self.key:
             bounds = pc.min_max(page.column(name))

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -10,7 +11,8 @@ from stream_assets.core.errors import ApiPayloadError, ApiResponseError, Duplica
 from stream_assets.core.staging import Staging, replace_from_staging
 from stream_assets.core.warehouse import Warehouse, conform
 from stream_assets.core.windows import TimeWindow
-from stream_assets.streamroot.columns import arrow_schema, fetch_timeseries_tables, timeseries_table
+from stream_assets.streamroot.columns import (
+    _read_exactly, _read_fast, arrow_schema, fetch_timeseries_tables, series_names, timeseries_table)
 from stream_assets.streamroot.endpoints import BY_NAME, ENDPOINTS
 from stream_assets_tests.conftest import STREAMROOT_CUSTOMER
 
@@ -72,32 +74,86 @@ def test_identical_repeated_points_collapse_and_differing_ones_are_refused():
         _parse([{"srKey": "k", "cdn": [[T0, 1], [T0, 3]], "p2p": []}])
 
 
-@pytest.mark.parametrize(
-    "body, message",
-    [
-        (b'[{"srKey": "k", "cdn": [[1772323200000, "12"]], "p2p": []}]', "cdn.*changed from number to string"),
-        (b'[{"srKey": "k", "cdn": [[1772323200000, true]], "p2p": []}]', "cdn.*changed from number to boolean"),
-        (b'[{"srKey": 5, "cdn": [], "p2p": []}]', "srKey.*changed from string to number"),
-        (b'[{"srKey": "k", "cdn": [[1772323200000, NaN]], "p2p": []}]', "'cdn': NaN or infinite"),
-        (b'[{"srKey": "k", "cdn": [[1772323200000, Infinity]], "p2p": []}]', "'cdn': NaN or infinite"),
-        (b'[{"srKey": "k", "cdn": [[1772323200000, 1e999]], "p2p": []}]', "too big"),
-        (b'[{"srKey": "k", "cdn": [[1772323200000, null]], "p2p": []}]', "'cdn': null timestamp or value"),
-        (b'[{"srKey": "k", "cdn": [[1772323200000, 1, 2]], "p2p": []}]', r"'cdn': every point must be a \[timestamp_ms, value\] pair"),
-        (b'[{"srKey": "k", "cdn": [[1772323200000.5, 1]], "p2p": []}]', "not whole milliseconds"),
-        (b'[{"srKey": "k", "cdn": [[1772409600000, 1]], "p2p": []}]', "timestamp 1772409600000 outside the window"),
-        (b'[{"srKey": "k", "cdn": [[-1e300, 1]], "p2p": []}]', "outside the window"),
-        (b'[{"srKey": "k", "p2p": []}]', "series 'cdn' is missing"),
-        (b'[{"key": "k", "cdn": [], "p2p": []}]', "answer 0 has no srKey"),
-        (b'{"srKey": "k", "cdn": [], "p2p": []}', "changed from array to object"),
-        (b'[{"srKey": "k", "cdn": [], "p2p": []}', r"invalid JSON \(Expecting .,. delimiter at 37\)"),
-        (b'null', "expected a JSON array"),
-    ],
-)
+def _cdn(points: bytes) -> bytes:
+    """A traffic answer of key k whose cdn series holds ``points`` (raw JSON)."""
+    return b'[{"srKey": "k", "cdn": [' + points + b'], "p2p": []}]'
+
+
+MALFORMED = [
+    (_cdn(b'[1772323200000, "12"]'), r"'cdn': point 0 holds a string \('12'\) where a number belongs"),
+    (_cdn(b'[1772323200000, true]'), r"'cdn': point 0 holds a boolean \(true\) where"),
+    (_cdn(b'[1772323200000, {}]'), "'cdn': point 0 holds an object where"),
+    (b'[{"srKey": 5, "cdn": [], "p2p": []}]', "answer 0: srKey is a number, not text"),
+    (_cdn(b'[1772323200000, NaN]'), "'cdn': NaN or infinite"),
+    (_cdn(b'[1772323200000, Infinity]'), "'cdn': NaN or infinite"),
+    (_cdn(b'[1772323200000, 1e999]'), "'cdn': NaN or infinite"),
+    (_cdn(b'[1772323200000, 1' + b"0" * 400 + b']'), "'cdn': NaN or infinite"),
+    (_cdn(b'[1772323200000, null]'), r"'cdn': null timestamp or value \(point 0\)"),
+    (_cdn(b'[1772323200000, 1, 2]'), r"'cdn': every point must be a \[timestamp_ms, value\] pair"),
+    # Numbers that flatten to whole pairs, nested wrongly: the lengths, not the count, are checked.
+    (_cdn(b'[1772323200000, 1, 1772323500000], [2]'), r"pair \(point 0 is an array of 3\)"),
+    (_cdn(b'[1772323200000, [1]], [1772323500000, 2]'), "point 0 holds an array of 1 where"),
+    (_cdn(b'[1772323200000, 1], 5, 6'), r"pair \(point 1 is a number\)"),
+    (_cdn(b'[]'), r"pair \(point 0 is an array of 0\)"),
+    (_cdn(b'[1772323200000.5, 1]'), "not whole milliseconds"),
+    (_cdn(b'[1772409600000, 1]'), "timestamp 1772409600000 outside the window"),
+    (_cdn(b'[-1e300, 1]'), "outside the window"),
+    (b'[{"srKey": "k", "p2p": []}]', "series 'cdn' is missing"),
+    (b'[{"srKey": "k", "cdn": {}, "p2p": []}]', "series 'cdn' is an object, not an array"),
+    (b'[{"key": "k", "cdn": [], "p2p": []}]', "answer 0 has no srKey"),
+    (b'[{"srKey": null, "cdn": [], "p2p": []}]', "answer 0 has no srKey"),
+    (b'[[]]', "answer 0 is an array of 0, not an object"),
+    (b'{"srKey": "k", "cdn": [], "p2p": []}', "expected a JSON array of keyed answers, got an object"),
+    (b'[{"srKey": "k", "cdn": [], "p2p": []}', r"invalid JSON \(Expecting .,. delimiter at 37\)"),
+    (b'[{"srKey": "k\xff", "cdn": [], "p2p": []}]', "not UTF-8 text"),
+    (b'null', "expected a JSON array of keyed answers, got null"),
+]
+
+
+@pytest.mark.parametrize("body, message", MALFORMED)
 def test_malformed_answers_are_refused_naming_api_and_endpoint(body, message):
     with pytest.raises(ApiPayloadError, match=message) as caught:
         _parse(body)
     assert (caught.value.api, caught.value.endpoint) == ("Streamroot", "dna/data/traffic/timeseries")
     assert "TrafficSeries" in str(caught.value)
+
+
+@pytest.mark.parametrize("body", [body for body, _ in MALFORMED])
+def test_the_fast_reader_never_accepts_what_the_exact_walk_refuses(body):
+    names = series_names(TRAFFIC)
+    fast = _read_fast(body, names)
+    try:
+        exact = _read_exactly(body, names, lambda message: ValueError(message))
+    except ValueError:
+        assert fast is None
+    else:  # the walk takes it (the value rules come later): both read the same numbers
+        assert fast is None or _same(fast, exact)
+
+
+def _same(left, right) -> bool:
+    return [key for key, _ in left] == [key for key, _ in right] and all(
+        np.array_equal(a[name], b[name], equal_nan=True) for (_, a), (_, b) in zip(left, right) for name in a)
+
+
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.is_timeseries], ids=lambda e: e.name)
+def test_the_fast_reader_takes_emulator_answers_and_reads_what_the_walk_reads(streamroot, streamroot_client, endpoint):
+    content = streamroot_client.answer_bytes(endpoint, DAY, interval="5m")
+    names = series_names(endpoint)
+    fast = _read_fast(content, names)
+    assert fast is not None and sum(len(points) for _, found in fast for points in found.values()) > 0
+    assert _same(fast, _read_exactly(content, names, ApiPayloadError))
+
+
+def test_valid_json_the_fast_reader_cannot_hold_is_read_by_the_walk():
+    big = 18446744073709551616  # 2**64: simdjson refuses integers beyond 64 bits
+    body = b'[{"srKey": "k", "cdn": [[%d, %d]], "p2p": []}]' % (T0, big)
+    assert _read_fast(body, series_names(TRAFFIC)) is None
+    assert _parse(body).column("cdn").to_pylist() == [float(big)]
+    assert _parse(b"\xef\xbb\xbf" + json.dumps([{"srKey": "k", "cdn": [[T0, 1]], "p2p": []}]).encode()).num_rows == 1
+    # A "[" in a string, or an array in a field we do not read, leaves the arrays uncounted: the walk reads it.
+    body = json.dumps([{"srKey": "k[1]", "cdn": [[T0, 1]], "p2p": [], "regions": [["eu", 1]]}]).encode()
+    assert _read_fast(body, series_names(TRAFFIC)) is None
+    assert _parse(body).to_pylist() == [{"sr_key": "k[1]", "ts": DAY.start.replace(tzinfo=None), "cdn": 1.0, "p2p": None}]
 
 
 def test_error_answers_and_html_pages_are_reported_like_the_client_does(streamroot, streamroot_client):

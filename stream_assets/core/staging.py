@@ -51,7 +51,7 @@ from stream_assets.core.windows import TimeWindow
 # budget plus one page, whatever the answer's size. A 31-day Streamroot answer (~1.5 MB) stays in memory; a
 # 90-day timeseries (~4 MB) or a Streamtime search past ~10,000 records spills (~4 ms per page written).
 MEMORY_BUDGET = 4 * 1024 * 1024
-# DuckDB's settings during the swap, which keep the process's memory flat whatever the answer's size
+# DuckDB's settings during the swap of spilled pages, which keep the process's memory flat whatever the answer's size
 # (bench/ingest.py: a 1 M-record Streamtime answer peaked ~220 MB above the pages with DuckDB's defaults, ~40 MB
 # with these): a small buffer pool (DuckDB spills past it to the warehouse's temp folder); one thread (each
 # fills a row group of its own); one row group buffered before it is written, not five; no cache of the staged
@@ -356,9 +356,12 @@ def replace_from_staging(conn: duckdb.DuckDBPyConnection, table: Table, staging:
     transaction on the warehouse connection ``conn``; returns the number of rows inserted.
 
     Seals the staging first (its checks read only the staged rows), then inserts them with
-    ``write_replacing`` (delete the window's rows, insert, commit; roll back on error).
+    ``write_replacing`` (delete the window's rows, insert, commit; roll back on error): pages held in
+    memory with DuckDB's own settings, spilled ones with :data:`SWAP_SETTINGS` (flat memory).
     """
     staging.seal(conn)
+    if not staging.spilled:  # at most the memory budget of Arrow pages: DuckDB's defaults (every core) do
+        return write_replacing(conn, table, staging.relation(conn), window)
     names = ["memory_limit", *SWAP_SETTINGS]
     previous = dict(zip(names, conn.execute(
         "SELECT " + ", ".join(f"current_setting('{name}')" for name in names)).fetchall()[0]))

@@ -227,3 +227,44 @@ def test_a_lake_that_cannot_be_opened_is_a_typed_error_without_the_password(post
     with pytest.raises(LakeError, match="cannot open the DuckLake .*sa_no_such_lake") as caught:
         connect_lake(missing_db, str(tmp_path / "lake_files"), attempts=1)
     assert "not-a-real-secret" not in str(caught.value)
+
+
+def _count_in_another_process(path: str, queue) -> None:
+    """Open the file with a plain DuckDB connection (fails while another process holds it)."""
+    queue.put(duckdb.connect(path).execute("SELECT count(*) FROM test.series").fetchall()[0][0])
+
+
+def test_each_block_releases_the_file_checkpointed_while_the_process_keeps_duckdb(tmp_path):
+    import multiprocessing
+
+    from stream_assets.core import warehouse as warehouse_module
+
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(database=str(path))
+    for day in ("2026-03-01", "2026-03-02"):
+        warehouse.replace(SERIES, _series(day, 1.0), TimeWindow.for_days(day))
+    # One DuckDB instance served both writes in this process; the file was checkpointed and let go after each.
+    assert len([key for key in warehouse_module._INSTANCES if ("temp_directory", f"{path}.tmp") in key[1]]) == 1
+    assert not (tmp_path / "warehouse.duckdb.wal").exists()
+    queue = multiprocessing.get_context("spawn").Queue()
+    process = multiprocessing.get_context("spawn").Process(target=_count_in_another_process, args=(str(path), queue))
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0 and queue.get(timeout=5) == 8
+
+
+def test_a_transaction_left_open_is_rolled_back_and_the_next_block_works(tmp_path):
+    from stream_assets.core import warehouse as warehouse_module
+
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(database=str(path))
+    warehouse.replace(SERIES, _series("2026-03-01", 1.0), TimeWindow.for_days("2026-03-01"))
+    with warehouse.get_connection() as conn:
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute("DELETE FROM test.series")  # never committed
+    assert warehouse.query("SELECT count(*) AS n FROM test.series").n[0] == 4
+    # An instance that still has the file attached (a detach that failed) is replaced, not reused.
+    _, instance = warehouse_module._instance({"temp_directory": f"{path}.tmp"})
+    instance.execute(f"ATTACH '{path}' AS warehouse")
+    assert warehouse.query("SELECT count(*) AS n FROM test.series").n[0] == 4
+    instance.close()

@@ -22,9 +22,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import requests
 from pydantic import ValidationError
 
-from stream_assets.core.errors import (ApiConnectionError, ApiPayloadError, ApiRequestError, ApiResponseError, DuplicateKeyError,
-                                        invalid_payload)
-from stream_assets.core.http import HttpApi, build_session, error_message
+from stream_assets.core.errors import (ApiConnectionError, ApiPayloadError, ApiRequestError, ApiResponseError, ApiThrottledError,
+                                        DuplicateKeyError, invalid_payload)
+from stream_assets.core.http import HttpApi, build_session, error_message, retry_after_seconds
 from stream_assets.core.paging import Page, ServedPageSizes, offset_pages
 from stream_assets.core.ratelimit import RateLimiter
 from stream_assets.core.windows import TimeWindow
@@ -140,13 +140,23 @@ class StreamtimeClient(HttpApi):
 
     # --- the mechanism -------------------------------------------------------------------------
     def request(self, method: str, endpoint: str, path: str, **kwargs: Any) -> Any:
-        """Send through the limiter; honour 429 (Retry-After, else exponential backoff); decode JSON."""
+        """Send through the limiter; honour 429 (Retry-After, else exponential backoff) with waits that add up to
+        at most the transport policy's total time; decode JSON. Still throttled then: ApiThrottledError
+        (transient: Dagster's retry takes over)."""
+        waited = 0.0
         for attempt in range(MAX_THROTTLED_RETRIES + 1):
             response = self._send_limited(method, endpoint, f"{self.base_url}/{path}", **kwargs)
-            if response.status_code == 429 and attempt < MAX_THROTTLED_RETRIES:
+            if response.status_code == 429:
+                wait = retry_after_seconds(response)
+                wait = 2.0 ** attempt if wait is None else wait
+                if attempt == MAX_THROTTLED_RETRIES or waited + wait > self.policy.total_seconds:
+                    raise ApiThrottledError(
+                        self.api_name, endpoint, f"still throttled after {attempt + 1} answer(s) 429 and {waited:.0f} s "
+                        f"of waiting; another {wait:.0f} s would pass the {self.policy.total_seconds:g} s a request may "
+                        f"wait ({self._message(response)})", retry_after=wait, status=429)
                 self.throttled += 1
-                retry_after = response.headers.get("Retry-After", "")
-                self.sleep(float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 2.0 ** attempt)
+                self.sleep(wait)
+                waited += wait
                 continue
             if response.status_code == 401:
                 raise StreamtimeCredentialError(

@@ -17,7 +17,7 @@
 
 Every path runs in a subprocess of its own, so peak RSS is that path's. Prints one table.
 
-    .venv/bin/python bench/ingest.py [--runs 3] [--streamtime 10000,100000,1000000] [--no-dlt] [--no-cli]
+    .venv/bin/python bench/ingest.py [--runs 5] [--streamtime 10000,100000,1000000] [--no-dlt] [--no-cli]
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--child", nargs=4, metavar=("PATH", "ARG", "WORKDIR", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each Streamroot path (median and range shown)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each Streamroot path (median and range shown)")
     parser.add_argument("--streamtime", default="10000,100000,1000000", help="search sizes; empty to skip")
     parser.add_argument("--no-dlt", action="store_true")
     parser.add_argument("--no-cli", action="store_true")

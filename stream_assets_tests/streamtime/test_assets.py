@@ -11,6 +11,7 @@ import pandas as pd
 
 from stream_assets.core.warehouse import Warehouse
 from stream_assets.streamtime.assets import DAILY_FIGURES, STATISTICS_VIEWS, assets, daily_assets, snapshot_assets
+from stream_assets.core.ratelimit import parse_budgets
 from stream_assets.streamtime.emulator import StreamtimeEmulator, pages_needed
 from stream_assets.streamtime.entities import ENTITIES, BY_NAME
 from stream_assets.streamtime.query import And, Comparison
@@ -22,6 +23,7 @@ from stream_assets_tests.streamtime.expect import expected_rows, key_rows, searc
 FIRST, LAST = dt.date(2026, 1, 1), dt.date(2026, 3, 31)
 RANGE = {"dagster/asset_partition_range_start": FIRST.isoformat(), "dagster/asset_partition_range_end": LAST.isoformat()}
 DAILY = [e for e in ENTITIES if e.partitioned]
+WIDE_LIMITS = "120/60,720/3600"
 
 
 def assert_tables_match(emulator, read_table, first=FIRST, last=LAST, entities=ENTITIES):
@@ -43,6 +45,11 @@ def assert_statistics_match(emulator, statistics: pd.DataFrame, first=FIRST, las
 
 
 def test_every_asset_over_a_range_in_one_run(streamtime, resources, warehouse):
+    # Twice the documented per-minute budget, on both sides: the test's ~60 requests fit one window instead of
+    # waiting a minute for the next (the waits themselves: core/test_ratelimit.py, bench/streamtime_budget.py).
+    streamtime.request_limits = parse_budgets(WIDE_LIMITS, "requests")
+    resources = {**resources, "streamtime": StreamtimeResource(api_key=STREAMTIME_KEY, base_url=streamtime.base_url,
+                                                               rate_limits=WIDE_LIMITS)}
     result = dg.materialize(assets, resources=resources, selection=[a.key for a in daily_assets], tags=RANGE)
     assert result.success
     assert dg.materialize(assets, resources=resources, selection=[a.key for a in snapshot_assets]).success

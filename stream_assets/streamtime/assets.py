@@ -3,6 +3,7 @@ statistics from ``POST /report``. All of them run in the Dagster pool ``streamti
 
 
 from dataclasses import dataclass
+from typing import Callable
 
 import dagster as dg
 import pandas as pd
@@ -54,8 +55,19 @@ def budget_metadata(client: StreamtimeClient) -> dict:
     }
 
 
-def _waits(context: dg.AssetExecutionContext):
-    return lambda seconds, budget: context.log.info(f"waiting ~{seconds:.1f}s for Streamtime budget ({budget})")
+# A wait this long stalls the run visibly: it is logged as a warning, so that quiet consoles (the demo's, a
+# WARNING-level logger) say why nothing moves; shorter waits are routine and logged as info.
+LONG_WAIT_SECONDS = 10.0
+
+
+def _waits(context: dg.AssetExecutionContext) -> Callable[[float, str], None]:
+    def log(seconds: float, budget: str) -> None:
+        message = f"waiting ~{seconds:.1f}s for Streamtime budget ({budget})"
+        if seconds >= LONG_WAIT_SECONDS:
+            context.log.warning(f"{message}: the organisation's limits leave no room before then")
+        else:
+            context.log.info(message)
+    return log
 
 
 def replace_entity(client: StreamtimeClient, warehouse: Warehouse, entity: Entity,

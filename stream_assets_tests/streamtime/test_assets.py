@@ -212,3 +212,18 @@ def test_sensor_skips_days_materialized_after_they_closed(streamtime, resources,
 def test_daily_schedule_targets_yesterday():
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 25, 0, 30, tzinfo=dt.timezone.utc))
     assert streamtime_daily_schedule(context).partition_key == "2026-11-24"
+
+
+def test_long_budget_waits_are_warnings_so_quiet_consoles_say_why_a_run_stalls():
+    from types import SimpleNamespace
+
+    from stream_assets.streamtime.assets import LONG_WAIT_SECONDS, _waits
+
+    logged = []
+    log = SimpleNamespace(info=lambda m: logged.append(("info", m)), warning=lambda m: logged.append(("warning", m)))
+    report = _waits(SimpleNamespace(log=log))
+    report(1.5, "requests 60/60s")
+    report(LONG_WAIT_SECONDS + 30, "requests 60/60s")
+    assert logged == [("info", "waiting ~1.5s for Streamtime budget (requests 60/60s)"),
+                      ("warning", "waiting ~40.0s for Streamtime budget (requests 60/60s): the organisation's limits "
+                                  "leave no room before then")]

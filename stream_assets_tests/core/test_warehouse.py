@@ -268,3 +268,19 @@ def test_a_transaction_left_open_is_rolled_back_and_the_next_block_works(tmp_pat
     instance.execute(f"ATTACH '{path}' AS warehouse")
     assert warehouse.query("SELECT count(*) AS n FROM test.series").n[0] == 4
     instance.close()
+
+
+def test_threads_of_one_process_share_its_duckdb_and_queue_on_the_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
+    days = [f"2026-03-0{i}" for i in range(1, 7)]
+
+    def write(day: str) -> int:
+        return sum(warehouse.replace(SERIES, _series(day, float(n)), TimeWindow.for_days(day)) for n in range(3))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(write, days)) == [12] * len(days)
+    counts = warehouse.query("SELECT CAST(ts AS DATE)::VARCHAR AS day, count(*) AS n, max(value) AS v FROM test.series "
+                             "GROUP BY 1 ORDER BY 1")
+    assert counts.day.tolist() == days and set(counts.n) == {4} and set(counts.v) == {2.0}

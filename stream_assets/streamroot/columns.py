@@ -120,12 +120,26 @@ def _read_fast(content: bytes, names: list[str]) -> list[Keyed] | None:
                     return None
                 series[name] = flat.reshape(-1, 2)
                 arrays += 1 + len(points)
+            # What we do not read (srKey, other fields, every name) is walked for its own "[": a field the
+            # documentation does not show does not send each answer to the slow walk.
+            arrays += sum(name.count("[") + (0 if name in series else _brackets(answer[name])) for name in answer.keys())
             answers.append((key, series))
     except (ValueError, TypeError, RuntimeError):  # not JSON, a number it cannot hold, not a number, not an array
         return None
-    # Every "[" in the bytes opens an array or sits in a string: as many as the arrays seen (the answer, each series,
-    # each point) means there is no other (no [ts, [v]] nesting, no array elsewhere) and no "[" in any string.
+    # Every "[" in the bytes opens an array or sits in a string (a value or a name): as many as counted (the answer,
+    # each series and point, and those of everything else) means no point hides an array ([ts, [v]]).
     return answers if content.count(b"[") == arrays else None
+
+
+def _brackets(value: Any) -> int:
+    """The "[" a decoded (or proxied) JSON value holds: one per array, and those inside text."""
+    if isinstance(value, str):
+        return value.count("[")
+    if isinstance(value, (simdjson.Array, list)):
+        return 1 + sum(_brackets(item) for item in value)
+    if isinstance(value, (simdjson.Object, dict)):
+        return sum(name.count("[") + _brackets(value[name]) for name in value.keys())
+    return 0
 
 
 def _parser() -> simdjson.Parser:

@@ -150,10 +150,11 @@ class StreamtimeClient(HttpApi):
                 wait = retry_after_seconds(response)
                 wait = 2.0 ** attempt if wait is None else wait
                 if attempt == MAX_THROTTLED_RETRIES or waited + wait > self.policy.total_seconds:
+                    why = ("no more tries" if attempt == MAX_THROTTLED_RETRIES else
+                           f"another {wait:.0f} s would pass the {self.policy.total_seconds:g} s a request may wait")
                     raise ApiThrottledError(
                         self.api_name, endpoint, f"still throttled after {attempt + 1} answer(s) 429 and {waited:.0f} s "
-                        f"of waiting; another {wait:.0f} s would pass the {self.policy.total_seconds:g} s a request may "
-                        f"wait ({self._message(response)})", retry_after=wait, status=429)
+                        f"of waiting; {why} ({self._message(response)})", retry_after=wait, status=429)
                 self.throttled += 1
                 self.sleep(wait)
                 waited += wait

@@ -205,10 +205,14 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"non-finite number {name} is not JSON")
 
 
+def utf8_text(data: bytes) -> str:
+    """A JSON body as text: UTF-8, with or without a byte-order mark (UnicodeDecodeError, a ValueError, if not)."""
+    return data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
+
+
 def strict_json(data: bytes) -> Any:
     """JSON from UTF-8 bytes: invalid UTF-8, NaN, Infinity and overflowing numbers raise ValueError."""
-    text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")  # UnicodeDecodeError is a ValueError
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=finite_number)  # 1e999 overflows to inf: refused
+    return json.loads(utf8_text(data), parse_constant=_refuse_constant, parse_float=finite_number)  # 1e999 overflows to inf: refused
 
 
 class HttpApi:

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import simdjson
 
 from stream_assets.core.errors import ApiPayloadError, DuplicateKeyError, InvalidValueError
+from stream_assets.core.http import utf8_text
 from stream_assets.core.secrets import scrubbed_excerpt
 from stream_assets.core.validation import MAX_KEY_CHARS
 from stream_assets.core.windows import TimeWindow
@@ -154,7 +155,7 @@ def _read_exactly(content: bytes, names: list[str], refuse: Callable[[str], ApiP
     """The keyed answers read by Python's decoder and walked point by point: the reference reading, and
     the precise refusal (what, and where) of whatever is not the documented shape."""
     try:
-        document = json.loads(content.decode("utf-8-sig" if content.startswith(b"\xef\xbb\xbf") else "utf-8"))
+        document = json.loads(utf8_text(content))  # NaN and 1e999 decoded, to be refused per series below
     except UnicodeDecodeError:
         raise refuse("the answer is not UTF-8 text") from None
     except json.JSONDecodeError as exc:  # say where, as the other clients do, with an excerpt scrubbed of secrets

@@ -273,8 +273,7 @@ class StreamtimeClient(HttpApi):
     def _result(self, entity: Entity, item: Any, extra: list[str], endpoint: str, context: dict) -> tuple[Any, dict, dict]:
         if not isinstance(item, dict):
             raise ApiPayloadError(self.api_name, endpoint, f"a record is {type(item).__name__}, not an object")
-        wrapped = isinstance(item.get(entity.record_key), dict) and "id" not in item
-        record = item[entity.record_key] if wrapped else {k: v for k, v in item.items() if k not in extra}
+        record = self._unwrapped(entity, item, extra, endpoint)
         additional = {}
         for key in extra:
             value = item.get(key)
@@ -284,8 +283,23 @@ class StreamtimeClient(HttpApi):
         try:
             model = entity.model.model_validate(record, context=context)
         except ValidationError as exc:
-            raise invalid_payload(self.api_name, endpoint, f"{entity.record_key} record (key column)", exc) from None
+            raise invalid_payload(self.api_name, endpoint, f"{entity.view} record (key column)", exc) from None
         return model, additional, item
+
+    def _unwrapped(self, entity: Entity, item: dict, extra: list[str], endpoint: str) -> dict:
+        """The record inside a search result: the item itself when flat (it has an ``id``), else its one
+        non-null object value that is not additional data asked for, whatever its key (public v2 clients
+        unwrap this way; only ``loggedTime``, ``job``, ``company`` and ``contact`` are confirmed names)."""
+        if "id" in item:
+            return {k: v for k, v in item.items() if k not in extra}
+        objects = [key for key, value in item.items() if isinstance(value, dict) and key not in extra]
+        if len(objects) == 1:
+            return item[objects[0]]
+        found = f"objects under {', '.join(map(repr, objects))}" if objects else "no object"
+        raise ApiPayloadError(
+            self.api_name, endpoint,
+            f"a {entity.view} result is neither a flat record (no 'id') nor one record wrapped under one key: "
+            f"keys {sorted(item)}, {found} besides the additional data asked for ({', '.join(extra) or 'none'})")
 
     def read_pages(self, entity: Entity, window: TimeWindow | None = None) -> tuple[EntityRows, Iterator[list[dict[str, Any]]]]:
         """The entity's warehouse rows one page at a time (memory bounded by a page), and an

@@ -36,7 +36,8 @@ Assumptions where the reference is silent (each one may differ on the real servi
 3. A record comes **flat** (``{"id": ..., ...}``, requested additional data as extra keys named by
    their additionalData key) by default; with ``wrapped=True`` it comes as ``{"<entityKey>": {...},
    "<additional key>": {...} or null, ...}`` with every additional key of the view present (null unless
-   requested), as the older v2 did.
+   requested), as the older v2 did. Only ``loggedTime``, ``job``, ``company`` and ``contact`` are confirmed
+   wrapper names: ``wrapper_keys`` (view -> key) wraps a view's records under another name.
 4. Quotes carry ``quoteDate`` (the date the ``quote_date`` selector filters on); line items carry
    ``invoiceId``/``quoteId``. Dates of ``job_created_date`` are the UTC dates of ``jobCreatedDatetime``
    (an organisation in UTC), datetimes are ISO 8601 with ``Z``.
@@ -187,6 +188,7 @@ class StreamtimeEmulator(Emulator):
         processing_seconds: float = 0.0,
         delay_seconds: float = 2.0,
         wrapped: bool = False,
+        wrapper_keys: dict[str, str] | None = None,
         date_filters: dict[str, tuple[str, ...]] | None = None,
         record_overrides: dict[str, dict[str, Any]] | None = None,
         report_daily_max_days: int = 31,
@@ -200,6 +202,7 @@ class StreamtimeEmulator(Emulator):
         self.processing_limits: list[Budget] = parse_budgets(processing_limits, "processing")
         self.processing_seconds, self.delay_seconds, self.now = processing_seconds, delay_seconds, now
         self.wrapped = wrapped  # records wrapped under their entity key (assumption 3)
+        self.wrapper_keys = dict(wrapper_keys or {})  # view -> the key its records are wrapped under
         self.date_filters = dict(date_filters or {})  # view -> names of its Date filters (assumption 1)
         self.record_overrides = dict(record_overrides or {})  # view -> fields set on every record it serves
         self.report_daily_max_days = report_daily_max_days
@@ -250,9 +253,11 @@ class StreamtimeEmulator(Emulator):
         records: dict[str, list[dict]] = {"jobs": [], "time": [], "invoices": [], "quotes": [], "expenses": []}
         for n in range(rng.randint(1, 3) if weekday else rng.randint(0, 1)):
             created = dt.datetime.combine(day, dt.time(rng.randint(0, 23), rng.randint(0, 59)))
+            # A job's number is a number or null in public v2 type definitions (text in the reference).
+            number = None if (index + n) % 9 == 4 else base + n
             records["jobs"].append({
-                "id": base + n, "number": f"J{base + n}", "name": f"Campaign {day:%b %d} #{n + 1}",
-                "fullName": f"J{base + n} Campaign {day:%b %d} #{n + 1}", "companyId": rng.randint(1, 25),
+                "id": base + n, "number": number, "name": f"Campaign {day:%b %d} #{n + 1}",
+                "fullName": f"{number or ''} Campaign {day:%b %d} #{n + 1}".strip(), "companyId": rng.randint(1, 25),
                 "contactId": rng.randint(1, 60), "jobLeadUserId": rng.randint(1, 8), "branchId": 1,
                 "jobCreatedDatetime": created.isoformat() + "Z", "estimatedStartDate": day.isoformat(),
                 "estimatedEndDate": (day + dt.timedelta(days=rng.randint(7, 60))).isoformat(),
@@ -354,9 +359,15 @@ class StreamtimeEmulator(Emulator):
                      "contactStatus": {"id": 1, "name": "Active"}, "companyId": 1 + n % 25, "active": True}
                     for n in range(1, 61)]
         if view == "users":
-            return [{"id": n, "displayName": f"{FIRST_NAMES[n - 1]} Agency", "email": f"{FIRST_NAMES[n - 1].lower()}@agency.example",
-                     "branchId": 1, "roleId": None if n == 8 else 1 + n % 3, "userStatus": {"id": 1, "name": "Active"},
-                     "costRate": 40.0 + n, "billableRate": 120.0 + 5 * n} for n in range(1, 9)]
+            return [{"id": n, "displayName": f"{FIRST_NAMES[n - 1]} Agency", "firstName": FIRST_NAMES[n - 1],
+                     "lastName": "Agency", "email": f"{FIRST_NAMES[n - 1].lower()}@agency.example",
+                     "branchId": 1, "roleId": None if n == 8 else 1 + n % 3,
+                     "userStatus": {"id": 2, "name": "Inactive"} if n == 7 else {"id": 1, "name": "Active"},
+                     "costRate": 40.0 + n, "billableRate": 120.0 + 5 * n,
+                     **{f"hoursWorked{day}": (0.0 if day in ("Saturday", "Sunday") else 7.5 if n % 4 else 4.0)
+                        for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")},
+                     "labels": [{"id": 10 + n % 3, "name": ["Design", "Production", "Management"][n % 3]}]}
+                    for n in range(1, 9)]
         days = self._days()
         jobs = [j["id"] for day in days for j in self._day(day)["jobs"]]
         if view == "job_phases":
@@ -408,8 +419,9 @@ class StreamtimeEmulator(Emulator):
         return {"id": user, "displayName": f"{FIRST_NAMES[(user - 1) % 8]} Agency"}
 
     def _shape(self, view: View, record: dict, wanted: list[str]) -> dict:
-        if self.wrapped:
-            return {view.entity_key: record, **{k: (self._additional(k, record) if k in wanted else None) for k in view.additional}}
+        if self.wrapped or view.name in self.wrapper_keys:
+            key = self.wrapper_keys.get(view.name, view.entity_key)
+            return {key: record, **{k: (self._additional(k, record) if k in wanted else None) for k in view.additional}}
         return {**record, **{k: self._additional(k, record) for k in wanted}}
 
     # --- limits --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ class Entity:
     name: str  # asset and table name
     view: str  # the search_view name
     model: type[models.Record]
-    record_key: str  # the key holding the record when a search result comes wrapped
+    record_key: str  # the wrapper key the older v2 used (confirmed for loggedTime, job, company, contact)
     date_field: str | None = None  # the record's natural date (snake_case): daily partitions; None: a snapshot
     date_selectors: tuple[str, ...] = ()  # preferred date selectors of the view, first listed wins
     # additional data the asset stores: additionalData key -> (column, attribute of the additional object)
@@ -37,8 +37,8 @@ class Entity:
 
     @property
     def key_columns(self) -> list[str]:
-        """The columns every record must carry (the model's required fields)."""
-        return self.model.required()
+        """The table's key columns (read strictly; only ``id`` and a dated entity's date are required)."""
+        return self.model.key_columns()
 
     @property
     def table(self) -> Table:

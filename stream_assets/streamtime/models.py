@@ -1,11 +1,15 @@
 """Pydantic models of the records Streamtime v2's search views return (reference/streamtime-v2.md §5).
 
-camelCase on the wire, snake_case here and in the warehouse. Only a table's **key columns** are required
-(plain annotations): a record without them, or with one that cannot be read, is refused. Every other
-field is :data:`Tolerant`: absent means NULL, and a value of an unexpected type or format (a date that is
-not ``YYYY-MM-DD``, text where a number belongs) also becomes NULL and is counted by field name in the
-validation context (``context["not_understood"]``) instead of failing the page. Fields the model does not
-know are ignored here; the entity table keeps each record as it came in its ``record`` JSON column.
+camelCase on the wire, snake_case here and in the warehouse. Only ``id`` is required of every record, and
+the date a dated entity is partitioned on (without it the record belongs to no partition). The other **key
+columns** (plain annotations: ``number``, ``jobId``, ``minutes``, ...) may be absent or null and are then
+NULL, but a value that cannot be read is refused with the page. Every other field is :data:`Tolerant`:
+absent means NULL, and a value of an unexpected type or format (a date that is not ``YYYY-MM-DD``, text
+where a number belongs) also becomes NULL and is counted by field name in the validation context
+(``context["not_understood"]``) instead of failing the page. Text fields (:data:`Text`) take a string or an
+integer: public v2 type definitions give a job's ``number`` as a number or null, where the reference shows
+text. Fields the model does not know are ignored here; the entity table keeps each record as it came in its
+``record`` JSON column.
 
 A ``{id, name}`` lookup (``jobStatus``, ``invoiceStatus``, ...) is stored as its ``name``. Line-item
 ``quantity`` is a string on the wire (§5.3): it is read as a number when it is one.
@@ -14,11 +18,12 @@ A ``{id, name}`` lookup (``jobStatus``, ``invoiceStatus``, ...) is stored as its
 from __future__ import annotations
 
 import datetime as dt
+import json
 import typing
 from collections import Counter
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, ClassVar, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, WrapValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo, WrapValidator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -36,6 +41,14 @@ def _tolerate(value: Any, handler: Any, info: ValidationInfo) -> Any:
 Tolerant = Annotated[Optional[T], WrapValidator(_tolerate)]
 
 
+def _integer_as_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# Text that may come as an integer (``"J1042"`` or ``1042``): stored as text either way.
+Text = Annotated[str, BeforeValidator(_integer_as_text)]
+
+
 class NamedRef(BaseModel):
     """A ``{id, name}`` lookup whose names each organisation can rename."""
 
@@ -45,7 +58,12 @@ class NamedRef(BaseModel):
 
 
 KINDS = {int: "BIGINT", float: "DOUBLE", str: "VARCHAR", bool: "BOOLEAN", dt.date: "DATE",
-         dt.datetime: "TIMESTAMP", NamedRef: "VARCHAR"}
+         dt.datetime: "TIMESTAMP", NamedRef: "VARCHAR", list: "JSON"}
+
+
+def _integer_or_none(value: Any) -> int | None:
+    """A lookup's id as an integer, else None (an id is not a key column: an odd one is not worth a page)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _base_type(annotation: Any) -> Any:
@@ -58,57 +76,81 @@ def _base_type(annotation: Any) -> Any:
 class Record(BaseModel):
     # NaN and infinities are never read as numbers: refused in a key column, NULL (and counted) elsewhere.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", allow_inf_nan=False)
+    # Lookups stored as their id too (``<field>_id`` beside the name), where the id is worth keeping.
+    lookup_ids: ClassVar[tuple[str, ...]] = ()
 
     id: int
 
     def row(self) -> dict[str, Any]:
-        return {name: (value.name if isinstance(value, NamedRef) else value)
-                for name, value in ((n, getattr(self, n)) for n in type(self).model_fields)}
+        row: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, NamedRef):
+                row[name] = value.name
+            elif isinstance(value, list):
+                row[name] = json.dumps(value)
+            else:
+                row[name] = value
+            if name in self.lookup_ids:
+                row[f"{name}_id"] = _integer_or_none(value.id) if isinstance(value, NamedRef) else None
+        return row
 
     @classmethod
     def columns(cls) -> list[tuple[str, str]]:
         """Warehouse columns (name, DuckDB type) from the field types."""
-        return [(name, KINDS[_base_type(field.annotation)]) for name, field in cls.model_fields.items()]
+        columns = []
+        for name, field in cls.model_fields.items():
+            columns.append((name, KINDS[_base_type(field.annotation)]))
+            if name in cls.lookup_ids:
+                columns.append((f"{name}_id", "BIGINT"))
+        return columns
 
     @classmethod
     def required(cls) -> list[str]:
+        """The fields every record must carry: ``id``, and the date of a dated entity."""
         return [name for name, field in cls.model_fields.items() if field.is_required()]
+
+    @classmethod
+    def key_columns(cls) -> list[str]:
+        """The table's key columns: the fields read strictly (not :data:`Tolerant`), required or not."""
+        return [name for name, field in cls.model_fields.items()
+                if not any(isinstance(m, WrapValidator) and m.func is _tolerate for m in field.metadata)]
 
 
 class LoggedTime(Record):
-    user_id: int
-    # An entry belongs to a job or to a job item user (§5.1): the key must be present, and may be null.
-    job_id: Optional[int]
+    user_id: Optional[int] = None
+    # An entry belongs to a job or to a job item user (§5.1): null when it belongs to a job item user.
+    job_id: Optional[int] = None
     date: dt.date
-    minutes: float
+    minutes: Optional[float] = None
     job_item_user_id: Tolerant[int] = None
     logged_time_status: Tolerant[NamedRef] = None
-    notes: Tolerant[str] = None
+    notes: Tolerant[Text] = None
     private: Tolerant[bool] = None
     completed_datetime: Tolerant[dt.datetime] = None
-    schedule_notes: Tolerant[str] = None
+    schedule_notes: Tolerant[Text] = None
     cost: Tolerant[float] = None
     total_cost_ex_tax: Tolerant[float] = None
     total_ex_tax: Tolerant[float] = None
 
 
 class LoggedExpense(Record):
-    job_id: int
+    job_id: Optional[int] = None
     date: dt.date
-    item_name: str
+    item_name: Optional[Text] = None
     job_phase_id: Tolerant[int] = None
-    type: Tolerant[str] = None
-    logged_expense_status: Tolerant[str] = None  # a plain string here, unlike every other status (§5.2)
+    type: Tolerant[Text] = None
+    logged_expense_status: Tolerant[Text] = None  # a plain string here, unlike every other status (§5.2)
     logged_expense_status_id: Tolerant[int] = None
     required_date: Tolerant[dt.date] = None
-    purchase_order_number: Tolerant[str] = None
+    purchase_order_number: Tolerant[Text] = None
     supplier_company_id: Tolerant[int] = None
-    description: Tolerant[str] = None
-    reference: Tolerant[str] = None
+    description: Tolerant[Text] = None
+    reference: Tolerant[Text] = None
     quantity: Tolerant[float] = None
     cost_rate: Tolerant[float] = None
     sell_rate: Tolerant[float] = None
-    currency_code: Tolerant[str] = None
+    currency_code: Tolerant[Text] = None
     exchange_rate: Tolerant[float] = None
     markup: Tolerant[float] = None
     job_currency_total_ex_tax: Tolerant[float] = None
@@ -116,16 +158,16 @@ class LoggedExpense(Record):
 
 
 class Invoice(Record):
-    number: str
-    job_id: int
+    number: Optional[Text] = None
+    job_id: Optional[int] = None
     invoice_date: dt.date
-    name: Tolerant[str] = None
-    reference: Tolerant[str] = None
+    name: Tolerant[Text] = None
+    reference: Tolerant[Text] = None
     invoice_status: Tolerant[NamedRef] = None
     invoice_type: Tolerant[NamedRef] = None
     due_date: Tolerant[dt.date] = None
     paid_date: Tolerant[dt.date] = None
-    currency_code: Tolerant[str] = None
+    currency_code: Tolerant[Text] = None
     exchange_rate: Tolerant[float] = None
     invoice_currency_total_amount_ex_tax: Tolerant[float] = None
     invoice_currency_total_amount_inc_tax: Tolerant[float] = None
@@ -133,23 +175,23 @@ class Invoice(Record):
 
 
 class Quote(Record):
-    quote_number: str
-    job_id: int
+    quote_number: Optional[Text] = None
+    job_id: Optional[int] = None
     quote_date: dt.date  # not in the reference's partial field list: assumed beside the quote_date selector
-    quote_name: Tolerant[str] = None
+    quote_name: Tolerant[Text] = None
     quote_status: Tolerant[NamedRef] = None
     quote_currency_total_amount_ex_tax: Tolerant[float] = None
     quote_currency_total_amount_inc_tax: Tolerant[float] = None
     approved_datetime: Tolerant[dt.datetime] = None
-    created_user: Tolerant[str] = None  # a display name (§5.3)
-    approved_by: Tolerant[str] = None
+    created_user: Tolerant[Text] = None  # a display name (§5.3)
+    approved_by: Tolerant[Text] = None
 
 
 class Job(Record):
-    number: str
-    name: str
+    number: Optional[Text] = None  # a number or null in public v2 type definitions, text in the reference
+    name: Optional[Text] = None
     job_created_datetime: dt.datetime
-    full_name: Tolerant[str] = None
+    full_name: Tolerant[Text] = None
     company_id: Tolerant[int] = None
     contact_id: Tolerant[int] = None
     job_lead_user_id: Tolerant[int] = None
@@ -167,8 +209,8 @@ class Job(Record):
 class JobItem(Record):
     job_id: Tolerant[int] = None
     job_phase_id: Tolerant[int] = None
-    name: Tolerant[str] = None
-    description: Tolerant[str] = None
+    name: Tolerant[Text] = None
+    description: Tolerant[Text] = None
     job_item_status: Tolerant[NamedRef] = None
     sell_rate: Tolerant[float] = None
     costing_method: Tolerant[NamedRef] = None
@@ -196,63 +238,76 @@ class JobItemUser(Record):
 
 
 class Company(Record):
-    name: Tolerant[str] = None
+    name: Tolerant[Text] = None
     company_status: Tolerant[NamedRef] = None
-    tax_number: Tolerant[str] = None
-    phone1: Tolerant[str] = None
-    website_address: Tolerant[str] = None
+    tax_number: Tolerant[Text] = None
+    phone1: Tolerant[Text] = None
+    website_address: Tolerant[Text] = None
     branch_id: Tolerant[int] = None
     rate_card_id: Tolerant[int] = None
     company_lead_user_id: Tolerant[int] = None
 
 
 class Contact(Record):
-    first_name: Tolerant[str] = None
-    last_name: Tolerant[str] = None
-    email: Tolerant[str] = None
-    phone_number: Tolerant[str] = None
-    position: Tolerant[str] = None
+    first_name: Tolerant[Text] = None
+    last_name: Tolerant[Text] = None
+    email: Tolerant[Text] = None
+    phone_number: Tolerant[Text] = None
+    position: Tolerant[Text] = None
     contact_status: Tolerant[NamedRef] = None
     company_id: Tolerant[int] = None
     active: Tolerant[bool] = None
 
 
 class User(Record):
-    display_name: Tolerant[str] = None
-    email: Tolerant[str] = None
+    lookup_ids: ClassVar[tuple[str, ...]] = ("user_status",)
+
+    display_name: Tolerant[Text] = None
+    first_name: Tolerant[Text] = None
+    last_name: Tolerant[Text] = None
+    email: Tolerant[Text] = None
     branch_id: Tolerant[int] = None
     role_id: Tolerant[int] = None  # null: the user has no role (§5.10)
-    user_status: Tolerant[NamedRef] = None
+    user_status: Tolerant[NamedRef] = None  # stored as user_status (its name) and user_status_id
     cost_rate: Tolerant[float] = None
     billable_rate: Tolerant[float] = None
+    # The hours the user normally works each day (public v2 type definitions).
+    hours_worked_monday: Tolerant[float] = None
+    hours_worked_tuesday: Tolerant[float] = None
+    hours_worked_wednesday: Tolerant[float] = None
+    hours_worked_thursday: Tolerant[float] = None
+    hours_worked_friday: Tolerant[float] = None
+    hours_worked_saturday: Tolerant[float] = None
+    hours_worked_sunday: Tolerant[float] = None
+    labels: Tolerant[list] = None  # stored as JSON
 
 
 class JobPhase(Record):
     job_id: Tolerant[int] = None
-    name: Tolerant[str] = None
+    name: Tolerant[Text] = None
     order_id: Tolerant[int] = None
 
 
 class JobMilestone(Record):
     job_id: Tolerant[int] = None
     job_item_id: Tolerant[int] = None
-    name: Tolerant[str] = None
+    name: Tolerant[Text] = None
     date: Tolerant[dt.date] = None
 
 
 class InvoiceLineItem(Record):
     invoice_id: Tolerant[int] = None
-    name: Tolerant[str] = None
+    name: Tolerant[Text] = None
     quantity: Tolerant[float] = None  # a string on the wire, e.g. "2"
     unit_rate: Tolerant[float] = None
     total_amount_ex_tax: Tolerant[float] = None
-    tax_name: Tolerant[str] = None
-    account_code: Tolerant[str] = None
+    tax_name: Tolerant[Text] = None
+    account_code: Tolerant[Text] = None
 
 
 class QuoteLineItem(Record):
     quote_id: Tolerant[int] = None
-    name: Tolerant[str] = None
+    name: Tolerant[Text] = None
     quantity: Tolerant[float] = None  # a string on the wire, e.g. "2"
     unit_rate: Tolerant[float] = None
     total_amount_ex_tax: Tolerant[float] = None

@@ -123,8 +123,10 @@ def concurrent_runs(streamtime, private_data_dir, tmp_path):
 
 
 def test_wrapped_records_and_odd_fields_through_the_assets(resources, warehouse):
+    # Logged times and jobs wrapped under names nobody guessed; jobs numbered by integers, some null.
     overrides = {"invoices": {"dueDate": "in thirty days", "newTotal": 12}}
-    with StreamtimeEmulator({STREAMTIME_KEY: "W"}, seed=8, wrapped=True, record_overrides=overrides) as emulator:
+    with StreamtimeEmulator({STREAMTIME_KEY: "W"}, seed=8, wrapped=True, record_overrides=overrides,
+                            wrapper_keys={"time": "timeEntry", "jobs": "project"}) as emulator:
         resources = {**resources, "streamtime": StreamtimeResource(api_key=STREAMTIME_KEY, base_url=emulator.base_url)}
         week = {"dagster/asset_partition_range_start": "2026-03-02", "dagster/asset_partition_range_end": "2026-03-08"}
         result = dg.materialize(assets, resources=resources, tags=week,
@@ -137,8 +139,12 @@ def test_wrapped_records_and_odd_fields_through_the_assets(resources, warehouse)
     assert len(invoices) and invoices.due_date.isna().all() and (invoices.new_total == 12).all()
     metadata = result.asset_materializations_for_node("streamtime__invoices")[0].metadata
     assert metadata["fields_not_understood"].value == {"due_date": len(invoices)}
-    logged = warehouse.query("SELECT job_item_name FROM streamtime.logged_times")
-    assert logged.job_item_name.notna().all()
+    logged = warehouse.query("SELECT job_item_name, json_extract(record, '$.timeEntry.id')::BIGINT AS wrapped_id, id "
+                             "FROM streamtime.logged_times")
+    assert logged.job_item_name.notna().all() and (logged.wrapped_id == logged.id).all()
+    jobs = warehouse.query("SELECT number, json_extract(record, '$.project.number') AS sent FROM streamtime.jobs")
+    assert jobs.number.isna().any() and jobs.number.dropna().str.fullmatch(r"\d+").all()
+    assert (jobs.sent.isin(["null"]) == jobs.number.isna()).all()
 
 
 def test_a_selector_the_setup_leaves_open_fails_the_asset_clearly_until_set(resources, warehouse):

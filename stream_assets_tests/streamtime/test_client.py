@@ -66,6 +66,77 @@ def test_every_entity_matches_the_emulators_records_wrapped():
         assert set(raw) == {"loggedTime", "jobItem", "job", "user"} and raw["job"] is None  # kept as it came
 
 
+def test_records_wrapped_under_a_name_we_did_not_guess_are_read_exactly():
+    with StreamtimeEmulator({STREAMTIME_KEY: "W"}, seed=8, wrapper_keys={"time": "timeEntry", "jobs": "project"}) as emulator:
+        client = StreamtimeClient(STREAMTIME_KEY, emulator.base_url)
+        for name, wrapper in (("logged_times", "timeEntry"), ("jobs", "project")):
+            entity = BY_NAME[name]
+            rows = client.rows(entity, WEEK)
+            assert rows and key_rows(rows, entity) == expected_rows(emulator, entity, WEEK.first_day, WEEK.last_day)
+            assert all(json.loads(r["record"])[wrapper]["id"] == r["id"] for r in rows)
+        logged = client.read(BY_NAME["logged_times"], WEEK)
+        assert all(r["job_item_name"] for r in logged.rows)  # the additional data asked for is not the record
+
+
+@pytest.mark.parametrize("item, keys", [
+    ({"timeEntry": {"id": 1, "date": "2026-03-02"}, "job": {"id": 7}, "jobItem": None}, r"'job', 'jobItem', 'timeEntry'.*'timeEntry', 'job'"),
+    ({"timeEntry": None, "jobItem": {"id": 3, "name": "Build"}}, r"'jobItem', 'timeEntry'.*no object"),
+])
+def test_an_ambiguous_wrapper_is_refused_naming_the_keys_it_saw(streamtime, client, item, keys):
+    client.search_setup("time")
+    streamtime.fail_next(Reply.json([item]), path_contains="/v2/search")
+    with pytest.raises(ApiPayloadError, match=keys) as caught:
+        client.rows(BY_NAME["logged_times"], WEEK)
+    assert caught.value.api == "Streamtime" and caught.value.endpoint == "search?search_view=time"
+
+
+def test_job_numbers_come_as_integers_text_or_null(streamtime, client):
+    numbers = [j["number"] for j in streamtime.records("jobs", WEEK.first_day, WEEK.last_day)]
+    assert None in numbers and any(isinstance(n, int) for n in numbers)  # the emulator serves both, as public types say
+    rows = client.rows(BY_NAME["jobs"], WEEK)
+    by_id = {r["id"]: r["number"] for r in rows}
+    assert by_id == {j["id"]: (None if j["number"] is None else str(j["number"]))
+                     for j in streamtime.records("jobs", WEEK.first_day, WEEK.last_day)}
+    fresh = StreamtimeClient(STREAMTIME_KEY, streamtime.base_url)
+    fresh.search_setup("jobs")
+    job = {"id": 5, "name": 42, "jobCreatedDatetime": "2026-03-03T10:00:00Z"}
+    streamtime.fail_next(Reply.json([{**job, "number": "J-0005"}, {**job, "id": 6, "number": 6},
+                                     {**job, "id": 7, "number": None}, {**job, "id": 8}]), path_contains="/v2/search")
+    streamtime.fail_next(Reply.json([]), path_contains="/v2/search")  # the probe after a short page
+    rows = fresh.rows(BY_NAME["jobs"], WEEK)
+    assert [(r["id"], r["number"], r["name"]) for r in rows] == [(5, "J-0005", "42"), (6, "6", "42"), (7, None, "42"),
+                                                                 (8, None, "42")]
+
+
+def test_only_id_and_the_date_are_required_of_a_record(streamtime, client):
+    client.search_setup("time")
+    streamtime.fail_next(Reply.json([{"id": 1, "date": "2026-03-02"}, {"id": 2, "date": "2026-03-03", "userId": None,
+                                                                       "minutes": None, "jobId": None}]),
+                         path_contains="/v2/search")
+    streamtime.fail_next(Reply.json([]), path_contains="/v2/search")  # the probe after a short page
+    rows = client.rows(BY_NAME["logged_times"], WEEK)
+    assert [(r["id"], r["user_id"], r["job_id"], r["minutes"]) for r in rows] == [(1, None, None, None), (2, None, None, None)]
+    streamtime.fail_next(Reply.json([{"userId": 3, "date": "2026-03-02"}]), path_contains="/v2/search")
+    with pytest.raises(ApiPayloadError, match=r"neither a flat record \(no 'id'\).*keys \['date', 'userId'\]"):
+        client.rows(BY_NAME["logged_times"], WEEK)
+    streamtime.fail_next(Reply.json([{"id": 4, "userId": 3}]), path_contains="/v2/search")
+    with pytest.raises(ApiPayloadError, match="key column.*date"):
+        client.rows(BY_NAME["logged_times"], WEEK)
+
+
+def test_users_carry_names_working_hours_labels_and_their_status_id(streamtime, client):
+    rows = {r["id"]: r for r in client.rows(BY_NAME["users"])}
+    served = {u["id"]: u for u in streamtime.records("users")}
+    assert rows.keys() == served.keys()
+    for user_id, row in rows.items():
+        user = served[user_id]
+        assert (row["first_name"], row["last_name"]) == (user["firstName"], user["lastName"])
+        assert (row["user_status"], row["user_status_id"]) == (user["userStatus"]["name"], user["userStatus"]["id"])
+        assert row["hours_worked_monday"] == user["hoursWorkedMonday"] and row["hours_worked_sunday"] == user["hoursWorkedSunday"]
+        assert json.loads(row["labels"]) == user["labels"]
+    assert {r["user_status"] for r in rows.values()} == {"Active", "Inactive"}
+
+
 def test_setup_is_read_once_per_view_and_run(streamtime, client):
     client.rows(BY_NAME["logged_times"], WEEK)
     client.rows(BY_NAME["logged_times"], TimeWindow.for_days("2026-03-09"))

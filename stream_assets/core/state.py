@@ -236,38 +236,46 @@ class PostgresState:
             row = conn.execute(f"SELECT value FROM {SCHEMA}.counters WHERE name = %s", (name,)).fetchone()
             return None if row is None else row[0]
 
-    @contextmanager
-    def hold(self, name: str, timeout: float, what: str) -> Iterator[None]:
-        import psycopg
+    def hold(self, name: str, timeout: float, what: str):
+        return advisory_lock(self.url, name, timeout, what)
 
-        def timed_out() -> SharedStateTimeout:
-            return SharedStateTimeout(f"{what} (lock {name!r} in {self.where})", timeout)
 
-        deadline = time.monotonic() + timeout
-        # Threads of this process queue here first, so that each process waits on Postgres with one connection.
-        with _pools_guard:
-            local = _thread_locks.setdefault((os.getpid(), self.url, name), threading.Lock())
-        if not local.acquire(timeout=timeout):
-            raise timed_out()
-        try:
-            with postgres_connection(self.url, max(deadline - time.monotonic(), 0.1)) as conn:
-                left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
-                conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{left_ms}ms",))
+@contextmanager
+def advisory_lock(url: str, name: str, timeout: float, what: str) -> Iterator[None]:
+    """Hold the session advisory lock ``name`` in the Postgres database at ``url`` (a URL or libpq
+    ``key=value`` string) until the block ends. The server releases it when the holder's connection ends,
+    so a killed holder never blocks the others. Waits at most ``timeout`` seconds, then raises
+    :class:`SharedStateTimeout` naming ``what`` it waited for and where (without a password)."""
+    import psycopg
+
+    def timed_out() -> SharedStateTimeout:
+        return SharedStateTimeout(f"{what} (lock {name!r} in {describe_postgres(url)})", timeout)
+
+    deadline = time.monotonic() + timeout
+    # Threads of this process queue here first, so that each process waits on Postgres with one connection.
+    with _pools_guard:
+        local = _thread_locks.setdefault((os.getpid(), url, name), threading.Lock())
+    if not local.acquire(timeout=timeout):
+        raise timed_out()
+    try:
+        with postgres_connection(url, max(deadline - time.monotonic(), 0.1)) as conn:
+            left_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{left_ms}ms",))
+            try:
+                conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{name}",))
+            except psycopg.errors.LockNotAvailable:
+                raise timed_out() from None
+            finally:
+                conn.execute("RESET lock_timeout")
+            try:
+                yield
+            finally:
                 try:
-                    conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"{SCHEMA}:{name}",))
-                except psycopg.errors.LockNotAvailable:
-                    raise timed_out() from None
-                finally:
-                    conn.execute("RESET lock_timeout")
-                try:
-                    yield
-                finally:
-                    try:
-                        conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"{SCHEMA}:{name}",))
-                    except psycopg.OperationalError:
-                        pass  # the connection is gone, and with it the lock
-        finally:
-            local.release()
+                    conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"{SCHEMA}:{name}",))
+                except psycopg.OperationalError:
+                    pass  # the connection is gone, and with it the lock
+    finally:
+        local.release()
 
 
 # --- StreamAPI's request ids ----------------------------------------------------------------------------

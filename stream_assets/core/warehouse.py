@@ -25,7 +25,7 @@ from pydantic import Field
 
 from stream_assets.core.config import duckdb_path, ducklake_settings
 from stream_assets.core.errors import InvalidValueError, LockTimeoutError, RowsOutsideWindowError, WarehouseError
-from stream_assets.core.lake import commit_attempts, connect_lake
+from stream_assets.core.lake import commit_attempts, connect_lake, table_write_lock
 from stream_assets.core.validation import check_rows
 from stream_assets.core.windows import TimeWindow
 
@@ -129,6 +129,15 @@ class Warehouse(DuckDBResource):
         return commit_attempts(f"{table.schema}.{table.name}", self.lake_commit_attempts)
 
     @contextmanager
+    def _writing(self, table: Table) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one write of ``table``. Writers of a DuckLake table queue on its cross-host
+        lock first (core/lake.py: optimistic commits let two replaces of an empty window both land)."""
+        lake = self.lake
+        lock = table_write_lock(lake[0], table.qualified, self.lock_timeout_seconds) if lake else nullcontext()
+        with lock, self.get_connection() as conn:
+            yield conn
+
+    @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, held exclusively across processes until the block ends.
 
@@ -138,11 +147,8 @@ class Warehouse(DuckDBResource):
         """
         lake = self.lake
         if lake is not None:
-            conn = connect_lake(*lake, config=dict(self.connection_config))
-            try:
+            with connect_lake(*lake, config=dict(self.connection_config)) as conn:
                 yield conn
-            finally:
-                conn.close()
             return
         self._check_path()
         lock = FileLock(str(self.lock_path), timeout=self.lock_timeout_seconds)
@@ -183,7 +189,7 @@ class Warehouse(DuckDBResource):
         if window is not None:
             _check_inside(table, frame, window)
         for attempt in self._write_attempts(table):
-            with attempt, self.get_connection() as conn:
+            with attempt, self._writing(table) as conn:
                 return write_replacing(conn, table, frame, window)
 
     def replace_staged(self, table: Table, staging: "Staging", window: TimeWindow | None = None) -> int:
@@ -194,7 +200,7 @@ class Warehouse(DuckDBResource):
         from stream_assets.core.staging import replace_from_staging  # staging builds on this module
 
         for attempt in self._write_attempts(table):
-            with attempt, self.get_connection() as conn:
+            with attempt, self._writing(table) as conn:
                 return replace_from_staging(conn, table, staging, window)
 
     def record_history(self, table: Table, frame: pd.DataFrame, key: Sequence[str], seen_at: dt.datetime) -> dict[str, int]:
@@ -215,9 +221,8 @@ class Warehouse(DuckDBResource):
         latest = (f'h.last_seen = (SELECT max(l.last_seen) FROM {table.qualified} l WHERE '
                   + " AND ".join(f'l."{c}" = h."{c}"' for c in key) + ")")
         for attempt in self._write_attempts(table):
-            with attempt, self.get_connection() as conn:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
-                conn.execute(table.ddl())
+            with attempt, self._writing(table) as conn:
+                create_or_extend(conn, table)
                 conn.execute("BEGIN TRANSACTION")
                 try:
                     conn.register("incoming_rows", frame)
@@ -352,13 +357,25 @@ def _check_inside(table: Table, frame: pd.DataFrame, window: TimeWindow) -> None
         )
 
 
+def create_or_extend(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """Create ``table`` (and its schema) if missing, and add the columns an existing copy lacks: a column
+    added to a table's definition (``streamone.items.archived``, say) appears in a warehouse written before,
+    NULL in the rows already there. Only missing columns are altered, so an up-to-date table (or a DuckLake
+    one) sees no schema change."""
+    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+    conn.execute(table.ddl())
+    present = {column[0] for column in conn.execute(f"SELECT * FROM {table.qualified} LIMIT 0").description}
+    for name, kind in table.columns:
+        if name not in present:
+            conn.execute(f'ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS "{name}" {kind}')
+
+
 def write_replacing(
     conn: duckdb.DuckDBPyConnection, table: Table, frame: pd.DataFrame, window: TimeWindow | None
 ) -> int:
     """Delete the window's rows and insert ``frame`` in one transaction, in bulk (a registered view)."""
     columns = ", ".join(f'"{c}"' for c in table.column_names)
-    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
-    conn.execute(table.ddl())
+    create_or_extend(conn, table)
     conn.execute("BEGIN TRANSACTION")
     try:
         if window is None or table.window_column is None:

@@ -14,7 +14,7 @@ from stream_assets.core.assets import (
     table_metadata,
 )
 from stream_assets.core.staging import Staging, Written
-from stream_assets.core.warehouse import Table, Warehouse, write_replacing
+from stream_assets.core.warehouse import Table, Warehouse, create_or_extend, write_replacing
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamroot.client import StreamrootClient
 from stream_assets.streamroot.columns import fetch_timeseries_tables
@@ -180,9 +180,7 @@ def streamroot_daily_kpis(context: dg.AssetExecutionContext, warehouse: Warehous
     naive_start, naive_end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
     with warehouse.get_connection() as conn:
         for name in KPI_INPUTS:  # an input never materialized yet reads as empty, not as an error
-            endpoint_table = next(e.table for e in ENDPOINTS if e.name == name)
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')
-            conn.execute(endpoint_table.ddl())
+            create_or_extend(conn, next(e.table for e in ENDPOINTS if e.name == name))
         frame = conn.execute(KPI_SQL, [first, end]).df()
         write_replacing(conn, KPI_TABLE, frame, window)
         mismatches = conn.execute(CONSISTENCY_SQL, [naive_start, naive_end, first, end]).df()

@@ -106,6 +106,41 @@ def test_concurrent_writers_from_several_processes_all_succeed(warehouse_setting
     assert set(counts.lo) == {rounds - 1.0} and set(counts.hi) == {rounds - 1.0}
 
 
+def _file_barrier(folder: str, name: str, me: int, parties: int, timeout: float = 60.0) -> None:
+    """Wait until every party has reached ``name`` (a file per party: processes share no memory)."""
+    open(os.path.join(folder, f"{name}.{me}"), "w").close()
+    deadline = time.monotonic() + timeout
+    while not all(os.path.exists(os.path.join(folder, f"{name}.{p}")) for p in range(parties)):
+        assert time.monotonic() < deadline, f"barrier {name}: the other writer never came"
+        time.sleep(0.002)
+
+
+def _race_replacing(settings: dict, folder: str, me: int, rounds: int) -> None:
+    """Each round: replace a window never written before, then the one every round replaces, at the same
+    moment as the other writer (values say who wrote)."""
+    warehouse = Warehouse(**settings)
+    for round_ in range(rounds):
+        for window, day in (("new", f"2026-04-{round_ + 1:02d}"), ("existing", "2026-03-31")):
+            _file_barrier(folder, f"{round_}-{window}", me, 2)
+            warehouse.replace(SERIES, _series(day, float(me), points=24), TimeWindow.for_days(day))
+
+
+def test_two_hosts_replacing_one_window_at_once_leave_one_copy(warehouse_settings, tmp_path):
+    # DuckLake's optimistic commits let two deletes of a window that holds no rows both commit, with both
+    # inserts: the table's write lock (core/lake.py) is what keeps one copy there.
+    rounds = 20
+    Warehouse(**warehouse_settings).replace(SERIES, _series("2026-03-31", 9.0, points=24), TimeWindow.for_days("2026-03-31"))
+    folder = tmp_path / "barriers"
+    folder.mkdir()
+    assert run_processes(_race_replacing, [(warehouse_settings, str(folder), me, rounds) for me in (0, 1)]) == [0, 0]
+    days = Warehouse(**warehouse_settings).query(
+        "SELECT CAST(ts AS DATE) AS day, count(*) AS n, count(DISTINCT ts) AS times, count(DISTINCT value) AS writers "
+        "FROM test.series GROUP BY 1 ORDER BY 1")
+    assert len(days) == rounds + 1
+    assert days.n.tolist() == [24] * (rounds + 1)  # one copy of each window, every time
+    assert days.times.tolist() == [24] * (rounds + 1) and days.writers.tolist() == [1] * (rounds + 1)
+
+
 HISTORY = Table("test", "history", (("id", "VARCHAR"), ("title", "VARCHAR"), ("first_seen", "TIMESTAMP"),
                                     ("last_seen", "TIMESTAMP")))
 

@@ -168,14 +168,14 @@ def streamapi():
 @pytest.fixture
 def streamone():
     """A StreamOne with an all-powerful application, users with scoped roles, two customers' accounts."""
-    every = frozenset({"item-view", "livestream-view", "api-mytokens"})
+    every = frozenset({"item-read", "livestream-view", "api-mytokens"})
     with StreamOneEmulator(
         applications={STREAMONE_APP: (STREAMONE_APP_PSK, [Role(every)]), "application": ("apppsk", [Role(every)])},
         users={
             "user": ("psk", [Role(every)]),
-            "cust-user001": ("cpsk", [Role(frozenset({"item-view"}), customer="cust-000001")]),
-            "acct-user001": ("apsk", [Role(frozenset({"item-view"}), account="acc-news00001")]),
-            "no-livestrm1": ("npsk", [Role(frozenset({"item-view"}))]),
+            "cust-user001": ("cpsk", [Role(frozenset({"item-read"}), customer="cust-000001")]),
+            "acct-user001": ("apsk", [Role(frozenset({"item-read"}), account="acc-news00001")]),
+            "no-livestrm1": ("npsk", [Role(frozenset({"item-read"}))]),
         },
         sessions={"sess1": (STREAMONE_APP, "skey")},
         accounts={"acc-news00001": "cust-000001", "acc-sport0001": "cust-000001", "acc-other001": "cust-000002"},

@@ -16,7 +16,7 @@ PARTITIONS = daily_partitions()
 ITEMS = Table(SCHEMA, "items", (
     ("id", "VARCHAR"), ("title", "VARCHAR"), ("type", "VARCHAR"), ("description", "VARCHAR"), ("duration", "DOUBLE"),
     ("datecreated", "TIMESTAMP"), ("dateaired", "TIMESTAMP"), ("views", "BIGINT"), ("account_id", "VARCHAR"),
-    ("account_name", "VARCHAR"),
+    ("account_name", "VARCHAR"), ("archived", "BOOLEAN"),
 ), "datecreated", key=("id",), non_negative=("duration", "views"))
 LIVESTREAMS = Table(SCHEMA, "livestreams", (
     ("id", "VARCHAR"), ("title", "VARCHAR"), ("description", "VARCHAR"), ("type", "VARCHAR"), ("account_id", "VARCHAR"),
@@ -45,9 +45,10 @@ def _items_check(frame: pd.DataFrame, start: dt.datetime, end: dt.datetime) -> d
     kinds={"duckdb", "python"},
     check_specs=[dg.AssetCheckSpec("positive_duration_and_created_in_partition", asset=ITEMS_KEY,
                                    description="Every item has a positive duration and a creation date inside its partition.")],
-    description="Items (videos and audio) by UTC creation day. item/view has no date filter: it is read newest first "
-    "(orderfield=created, order=desc) and paging stops at the first item older than the window, so a partition "
-    "costs one request per 100 items created since its start. `duration` is in seconds.",
+    description="Items (videos and audio), archived and live, by UTC creation day. item/view is asked for the window "
+    "alone (mindatecreated/maxdatecreated, archived sent empty so that archived items come too), 100 items a "
+    "request, so a partition costs one request per 100 of its items, plus one; a ranged run asks its whole range "
+    "in one listing. `duration` is in seconds; `archived` is NULL when the answer does not say.",
 )
 def streamone_items(context: dg.AssetExecutionContext, streamone: StreamOneResource,
                     warehouse: Warehouse) -> dg.MaterializeResult:

@@ -28,9 +28,7 @@ from stream_assets.streamone.statuses import RATE_LIMITED, STATUS_NAMES, TIMESTA
 DEFAULT_BASE_URL = "https://api.streamonecloud.net"
 PAGE_SIZE = 100  # the largest `limit` the emulator accepts (the documentation states none)
 RATE_LIMIT_BACKOFF = (5.0, 15.0, 45.0)  # seconds before each retry after status 8
-# Newest-first reading stops only after this many consecutive items older than the window: one item
-# created out of order (an import, a clock fix) must not end the read before the window's items.
-EARLY_STOP_MARGIN = PAGE_SIZE
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # the API's datetimes: wall time in the request's timezone
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -50,6 +48,24 @@ def _text(value: Any) -> str:
 def sign(key: str, path: str, query: str, body: str) -> str:
     """HMAC-SHA1 over ``path?query&body`` (the ``&`` is there even without arguments), 40 hex chars."""
     return hmac.new(key.encode(), f"{path}?{query}&{body}".encode(), hashlib.sha1).hexdigest()
+
+
+def wall_time(instant: dt.datetime, zone: ZoneInfo, *, outwards: dt.timedelta) -> str:
+    """``instant`` as the API writes datetimes (``YYYY-MM-DD HH:MM:SS`` in ``zone``), for a date filter bound.
+
+    A wall time in the hour repeated when daylight saving ends names two instants, and which one the
+    server reads is not documented: such a bound moves by ``outwards`` (earlier for a lower bound, later
+    for an upper one) until it names one instant, so the filter can only let more items through.
+    """
+    local = instant.astimezone(zone)
+    while _ambiguous(local):
+        instant += outwards
+        local = instant.astimezone(zone)
+    return local.strftime(DATETIME_FORMAT)
+
+
+def _ambiguous(local: dt.datetime) -> bool:
+    return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
 
 
 class StreamOneError(ApiResponseError):
@@ -172,7 +188,7 @@ class StreamOneClient(HttpApi):
              page_size: int = PAGE_SIZE) -> Iterator[Model]:
         """Every row of ``<command>/view``, paging with offset/limit until ``header.count`` rows are read.
 
-        A generator: the caller may stop early (the items asset does, once rows are older than its window).
+        A generator: rows come as their pages arrive, and the caller may stop early.
         """
         endpoint = f"{command}/view"
 
@@ -199,32 +215,41 @@ class StreamOneClient(HttpApi):
             raise ApiPayloadError(self.api_name, endpoint, f"unknown timezone {name!r} in the answer") from None
 
     def items(self, *, newest_first: bool = True, **arguments: Any) -> Iterator[models.Item]:
-        """Items ordered by creation time (newest first by default); extra arguments filter (itemtype, archived, ...)."""
-        return self.view("item", models.Item, {"orderfield": "created", "order": "desc" if newest_first else "asc", **arguments})
+        """Items ordered by creation time (newest first by default), archived and live alike; extra
+        arguments filter (itemtype, searchtitle, ``archived=0`` for live items only, ...).
+
+        The API hides archived items unless ``archived`` is sent empty, so it is sent empty by default.
+        """
+        return self.view("item", models.Item, {"orderfield": "created", "order": "desc" if newest_first else "asc",
+                                               "archived": "", **arguments})
 
     def livestreams(self, **arguments: Any) -> list[models.LiveStream]:
         return list(self.view("livestream", models.LiveStream, arguments))
 
     def items_created_in(self, start: dt.datetime, end: dt.datetime,
-                         progress: Callable[[str], None] | None = None,
-                         margin: int = EARLY_STOP_MARGIN) -> list[models.Item]:
-        """Items created in ``[start, end)``: read newest first and stop once ``margin`` consecutive items
-        are older than ``start`` (a safety margin against items listed out of order).
+                         progress: Callable[[str], None] | None = None) -> list[models.Item]:
+        """Items created in ``[start, end)``, archived and live alike, oldest first.
 
-        The API has no date filter, so the cost grows with how far back the window lies: every item
-        newer than ``end`` is read too (PAGE_SIZE items per request).
+        One listing filtered by ``mindatecreated``/``maxdatecreated`` (wall times in the timezone the client
+        asks for), paged by PAGE_SIZE: a window of n items costs n // PAGE_SIZE + 1 requests (the last page
+        is short, or a full one is followed by an empty one), whatever its length or age. Both bounds are
+        inclusive, so an item created at ``end`` comes back and is dropped here (it belongs to the next
+        window), as is any other item outside ``[start, end)``. ``progress`` hears every 10 pages.
         """
-        found, read, older_in_a_row = [], 0, 0
-        for item in self.items():
-            read += 1
-            if item.datecreated < start:
-                older_in_a_row += 1
-                if older_in_a_row >= margin:
-                    break
-                continue
-            older_in_a_row = 0
-            if item.datecreated < end:
+        endpoint = "item/view"
+        try:
+            zone = ZoneInfo(self.timezone or "")
+        except (ZoneInfoNotFoundError, ValueError):
+            # Without a timezone the API uses the actor's own, which we cannot know when writing the bounds.
+            raise ApiRequestError(self.api_name, endpoint, f"a date-filtered read needs a known timezone, "
+                                  f"not {self.timezone!r}") from None
+        hour = dt.timedelta(hours=1)
+        items = self.items(newest_first=False, mindatecreated=wall_time(start, zone, outwards=-hour),
+                           maxdatecreated=wall_time(end, zone, outwards=hour))
+        found = []
+        for read, item in enumerate(items, 1):
+            if start <= item.datecreated < end:
                 found.append(item)
             if progress and read % (PAGE_SIZE * 10) == 0:
-                progress(f"item/view: {read} items read, now at {item.datecreated:%Y-%m-%d}")
+                progress(f"{endpoint}: {read} items read, now at {item.datecreated:%Y-%m-%d}")
         return found

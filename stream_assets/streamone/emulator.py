@@ -1,4 +1,5 @@
-"""A local StreamOne API v3, written from the documentation and SDKs (see reference/apis.md §3).
+"""A local StreamOne API v3, written from the documentation, the SDKs (see reference/apis.md §3) and the
+vendor's own ``item/view`` command page.
 
 Checks, in order, answering HTTP 200 with the status in the envelope's header:
 - POST to ``/api/<command>/<action>`` only; ``api=3``; only the documented parameters (7 otherwise);
@@ -7,16 +8,27 @@ Checks, in order, answering HTTP 200 with the status in the envelope's header:
 - the signature, recomputed from the raw query string as received minus the ``signature`` pair, ``&``, and
   the raw body, so the PHP SDK's insertion order and the iOS SDK's sorted order both pass (3);
 - the command and action exist (5); the timezone is known (9);
-- the actor holds the action's token (``item-view``, ...) through a global role, a role for the
-  account's customer, or a role for the account, for every requested account (4);
+- the actor holds the action's token (:data:`TOKENS`: ``item-read`` for item/view) through a global role,
+  a role for the account's customer, or a role for the account, for every requested account (4);
 - the arguments are known and well-formed (6).
 
-Serves deterministic items (videos and audio across dates, with ``datecreated``, ``dateaired``,
-``duration``, ``views``, ``account``) and live streams, honours ``offset``, ``limit``, ``order``,
-``orderfield``, ``archived``, ``itemtype``, ``searchtitle``, reports ``count`` and answers in the
-requested ``timezone``. Documented assumptions: ``limit`` defaults to 30 and may not exceed 100;
-``duration`` is ``HH:MM:SS.mmm``; ``orderfield`` defaults to ``created`` and ``order`` to ``asc``;
-without ``archived`` both archived and live items are listed; views grow with an item's age.
+Serves deterministic items (videos and audio across dates, about one in ten archived, with ``datecreated``,
+``dateaired``, ``duration``, ``views``, ``archived``, ``account``) and live streams, honours ``offset``,
+``limit``, ``order``, ``orderfield``, ``archived``, ``mindatecreated``, ``maxdatecreated``, ``itemtype``,
+``searchtitle``, reports ``count`` and answers in the requested ``timezone``.
+
+From the vendor's ``item/view`` page: ``archived`` defaults to false (absent, ``0`` or ``false`` hide archived
+items; sent empty, both archived and live are listed; ``1`` or ``true``, only archived ones);
+``mindatecreated``/``maxdatecreated`` (both inclusive) are ``YYYY-MM-DD HH:MM:SS`` in the request's timezone;
+the token is ``item-read``; ``duration`` is ``H:MM:SS`` with unpadded hours (``0:12:59``).
+
+Documented assumptions: ``limit`` defaults to 30 and may not exceed 100; ``orderfield`` defaults to
+``created`` and ``order`` to ``asc``; an empty date bound is no bound, and a wall time repeated when daylight
+saving ends reads as its first occurrence; answers carry ``archived`` as a JSON boolean; about half the items
+give ``duration`` as ``H:MM:SS``, the rest as ``HH:MM:SS.mmm`` (the form we assumed before the vendor's page);
+the tokens of the other actions are ``<command>-<action>`` (``livestream-view``, ``api-mytokens``), and
+``api/mytokens`` lists those the actor holds in the request's account or customer context; views grow with an
+item's age.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ import datetime as dt
 import hashlib
 import hmac
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,11 +51,18 @@ from stream_assets.streamone.statuses import STATUS_NAMES
 PARAMETERS = {"api", "format", "authentication_type", "user", "application", "session", "timestamp", "signature",
               "account", "customer", "timezone"}
 ACTIONS: dict[tuple[str, str], set[str]] = {  # (command, action) -> accepted arguments
-    ("item", "view"): {"item", "id", "archived", "searchtitle", "itemtype", "offset", "limit", "order", "orderfield",
-                       "livestream"},
+    ("item", "view"): {"item", "id", "archived", "mindatecreated", "maxdatecreated", "searchtitle", "itemtype",
+                       "offset", "limit", "order", "orderfield", "livestream"},
     ("livestream", "view"): {"active", "orderfield", "offset", "limit", "order"},
     ("api", "mytokens"): set(),
 }
+TOKENS: dict[tuple[str, str], str] = {  # (command, action) -> the token an actor needs for it
+    ("item", "view"): "item-read",  # the vendor's item/view page
+    ("livestream", "view"): "livestream-view",
+    ("api", "mytokens"): "api-mytokens",
+}
+ARCHIVED = {None: False, "0": False, "false": False, "": None, "1": True, "true": True}  # sent -> shown (None: both)
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
 
@@ -72,13 +92,14 @@ class StreamOneEmulator(Emulator):
         accounts: dict[str, str] | None = None,  # account id -> customer id
         seed: int = 9,
         data_start: str = "2025-06-01",
+        items_per_day: tuple[int, int] = (0, 8),  # (fewest, most) items created a day
         timestamp_window: float = 300.0,
         max_failures: int = 5,
         lockout_seconds: float = 60.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
-        everything = [Role(frozenset({"item-view", "livestream-view", "api-mytokens"}))]
+        everything = [Role(frozenset(TOKENS.values()))]
         self.users = {k: Actor(psk, roles) for k, (psk, roles) in (users or {"demo-user": ("demo-user-psk", everything)}).items()}
         self.applications = {k: Actor(psk, roles) for k, (psk, roles) in
                              (applications or {"demo-app": ("demo-app-psk", everything)}).items()}
@@ -87,6 +108,7 @@ class StreamOneEmulator(Emulator):
         self.seed, self.now = seed, now
         self.timestamp_window, self.max_failures, self.lockout_seconds = timestamp_window, max_failures, lockout_seconds
         self.data_start = dt.datetime.fromisoformat(data_start).replace(tzinfo=dt.timezone.utc)
+        self.items_per_day = items_per_day
         self._lock = threading.Lock()
         self._items: list[dict] = []
         self._items_until: dt.date | None = None
@@ -114,7 +136,7 @@ class StreamOneEmulator(Emulator):
         rng = random.Random(f"{self.seed}:items:{day}")
         accounts = sorted(self.accounts)
         items = []
-        for number in range(rng.randint(0, 8)):
+        for number in range(rng.randint(*self.items_per_day)):
             created = dt.datetime.combine(day, dt.time(), dt.timezone.utc) + dt.timedelta(seconds=rng.randrange(86400))
             kind = rng.choice(["video", "video", "video", "audio"])
             length = rng.randint(5_000, 5_400_000)  # ms
@@ -122,7 +144,7 @@ class StreamOneEmulator(Emulator):
             items.append({
                 "id": self._make_id("item", day, number), "title": f"{kind.title()} {day:%d %b %Y} #{number + 1}",
                 "type": kind, "description": f"Emulated {kind} {number + 1} of {day}",
-                "duration": f"{length // 3_600_000:02d}:{length // 60_000 % 60:02d}:{length // 1000 % 60:02d}.{length % 1000:03d}",
+                "duration": _duration(length, vendor_form=number % 2 == 0),
                 "datecreated": created, "dateaired": created + dt.timedelta(hours=rng.randint(0, 72)),
                 "popularity": rng.randint(1, 500), "archived": rng.random() < 0.1,
                 "account": {"id": account, "name": f"Account {account[4:].rstrip('0')}"},
@@ -166,8 +188,7 @@ class StreamOneEmulator(Emulator):
             return 2, "timestamp missing or not an integer", zone
         if abs(timestamp - self.now()) > self.timestamp_window:
             return 2, "timestamp out of range", zone
-        actors = self.users if auth_type == "user" else self.applications
-        actor = actors.get(params[auth_type])
+        actor = self._actor(params)
         now = self.now()
         if actor is not None:
             actor.failures = [t for t in actor.failures if now - t < self.lockout_seconds]
@@ -190,13 +211,17 @@ class StreamOneEmulator(Emulator):
             zone = ZoneInfo(params.get("timezone") or "UTC")
         except (ZoneInfoNotFoundError, ValueError):
             return 9, f"invalid timezone {params.get('timezone')!r}", ZoneInfo("UTC")
-        token = f"{command}-{action}"
+        token = TOKENS[(command, action)]
         accounts = [a for a in params.get("account", "").split(",") if a]
         if any(a not in self.accounts for a in accounts):
             return 290, "account not found", zone
         if not self._holds(actor, token, accounts, params.get("customer")):
             return 4, f"the actor lacks token {token}", zone
         return 0, "OK", zone
+
+    def _actor(self, params: dict[str, str]) -> Actor | None:
+        auth_type = params.get("authentication_type", "user")
+        return (self.users if auth_type == "user" else self.applications).get(params[auth_type])
 
     def _holds(self, actor: Actor, token: str, accounts: list[str], customer: str | None) -> bool:
         def allowed(account: str | None, customer_id: str | None) -> bool:
@@ -213,8 +238,11 @@ class StreamOneEmulator(Emulator):
         unknown = sorted(set(arguments) - ACTIONS[(command, action)])
         if unknown:
             return self._envelope(6, f"unknown argument(s): {', '.join(unknown)}", None, zone)
-        if (command, action) == ("api", "mytokens"):
-            return self._envelope(0, "OK", ["item-view", "livestream-view", "api-mytokens"], zone)
+        if (command, action) == ("api", "mytokens"):  # the tokens the actor holds in this account/customer context
+            actor, accounts = self._actor(params), [a for a in params.get("account", "").split(",") if a]
+            tokens = {t for role in actor.roles for t in role.tokens}
+            held = sorted(t for t in tokens if self._holds(actor, t, accounts, params.get("customer")))
+            return self._envelope(0, "OK", held, zone)
         try:
             offset = int(arguments.get("offset", "0"))
             limit = int(arguments.get("limit", "30"))
@@ -230,7 +258,7 @@ class StreamOneEmulator(Emulator):
         if accounts:
             rows = [r for r in rows if r["account"]["id"] in accounts]
         if command == "item":
-            rows = self._filter_items(rows, arguments)
+            rows = self._filter_items(rows, arguments, zone)
             if isinstance(rows, Reply):
                 return rows
         sort_key = {"created": "datecreated", "aired": "dateaired", "name": "title"}.get(arguments.get("orderfield", "created"))
@@ -242,15 +270,24 @@ class StreamOneEmulator(Emulator):
         page = [self._public(r, zone) for r in rows[offset:offset + limit]]
         return self._envelope(0, "OK", page, zone, count=len(rows))
 
-    def _filter_items(self, rows: list[dict], arguments: dict[str, str]) -> list[dict] | Reply:
-        archived = arguments.get("archived")
-        if archived not in (None, "0", "1"):
-            return self._envelope(6, "archived must be 0 or 1", None, ZoneInfo("UTC"))
-        if archived is not None:
-            rows = [r for r in rows if r["archived"] == (archived == "1")]
+    def _filter_items(self, rows: list[dict], arguments: dict[str, str], zone: ZoneInfo) -> list[dict] | Reply:
+        if arguments.get("archived") not in ARCHIVED:
+            return self._envelope(6, "archived must be 0, 1, false, true or empty", None, zone)
+        shown = ARCHIVED[arguments.get("archived")]
+        if shown is not None:
+            rows = [r for r in rows if r["archived"] == shown]
+        for name, keep in (("mindatecreated", lambda r, t: r["datecreated"] >= t),
+                           ("maxdatecreated", lambda r, t: r["datecreated"] <= t)):
+            if not arguments.get(name):
+                continue
+            try:
+                bound = _parse_datetime(arguments[name], zone)
+            except ValueError:
+                return self._envelope(6, f"{name} must be YYYY-MM-DD HH:MM:SS", None, zone)
+            rows = [r for r in rows if keep(r, bound)]
         if "itemtype" in arguments:
             if arguments["itemtype"] not in ("video", "audio", "videoonly"):
-                return self._envelope(6, "itemtype must be video, audio or videoonly", None, ZoneInfo("UTC"))
+                return self._envelope(6, "itemtype must be video, audio or videoonly", None, zone)
             rows = [r for r in rows if r["type"] == arguments["itemtype"]]
         if arguments.get("searchtitle"):
             rows = [r for r in rows if arguments["searchtitle"].lower() in r["title"].lower()]
@@ -261,10 +298,10 @@ class StreamOneEmulator(Emulator):
 
     @staticmethod
     def _public(row: dict, zone: ZoneInfo) -> dict:
-        out = {k: v for k, v in row.items() if k not in ("archived", "popularity")}
+        out = {k: v for k, v in row.items() if k != "popularity"}
         for name in ("datecreated", "dateaired"):
             if isinstance(out.get(name), dt.datetime):
-                out[name] = out[name].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+                out[name] = out[name].astimezone(zone).strftime(DATETIME_FORMAT)
         return out
 
     @staticmethod
@@ -276,3 +313,18 @@ class StreamOneEmulator(Emulator):
         if status and message == STATUS_NAMES.get(status):
             header["statusmessage"] = message
         return Reply.json({"header": header, "body": body})
+
+
+def _duration(ms: int, *, vendor_form: bool) -> str:
+    """``H:MM:SS`` (the vendor's form, hours unpadded, whole seconds) or ``HH:MM:SS.mmm``."""
+    hours, minutes, seconds = ms // 3_600_000, ms // 60_000 % 60, ms // 1000 % 60
+    if vendor_form:
+        return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{ms % 1000:03d}"
+
+
+def _parse_datetime(text: str, zone: ZoneInfo) -> dt.datetime:
+    """``YYYY-MM-DD HH:MM:SS`` in ``zone`` -> aware UTC; ValueError for any other form."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", text):
+        raise ValueError(text)
+    return dt.datetime.strptime(text, DATETIME_FORMAT).replace(tzinfo=zone).astimezone(dt.timezone.utc)

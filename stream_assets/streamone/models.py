@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationInfo
 from stream_assets.core.validation import LenientFields
 
 _DATETIME = "%Y-%m-%d %H:%M:%S"
+# H:MM:SS or HH:MM:SS (hours in as many digits as needed), either optionally with .mmm (1 to 3 digits)
 _DURATION = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)(?:\.(\d{1,3}))?$")
 
 
@@ -54,14 +55,25 @@ def local_to_utc(value: Any, info: ValidationInfo) -> Any:
 
 
 def duration_seconds(value: Any) -> float:
-    """``HH:MM:SS.mmm`` (the emulator's documented assumption) -> seconds."""
+    """``H:MM:SS`` (the vendor's form: hours not zero-padded, e.g. ``0:12:59``) or ``HH:MM:SS``, either
+    with milliseconds (``.mmm``, our earlier assumption, still read) -> seconds."""
     if not isinstance(value, str):
-        raise ValueError(f"expected a duration 'HH:MM:SS.mmm', got {type(value).__name__}")
+        raise ValueError(f"expected a duration 'H:MM:SS', got {type(value).__name__}")
     match = _DURATION.match(value)
     if not match:
-        raise ValueError(f"expected a duration 'HH:MM:SS.mmm', got {value!r}")
+        raise ValueError(f"expected a duration 'H:MM:SS', got {value!r}")
     hours, minutes, seconds, millis = match.groups()
     return int(hours) * 3600 + int(minutes) * 60 + int(seconds) + int((millis or "0").ljust(3, "0")) / 1000
+
+
+def archived_flag(value: Any) -> bool:
+    """``archived`` as a JSON boolean or the integer 0/1 (how the API encodes it in answers is not documented;
+    requests send booleans as 0/1). Anything else, strings included, is not understood."""
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected archived as true/false or 0/1, got {value!r}")
 
 
 class Account(BaseModel):
@@ -75,11 +87,12 @@ class Account(BaseModel):
 
 
 class Item(LenientFields):
-    """``duration`` arrives as ``HH:MM:SS.mmm`` (an assumption: the documentation shows no example); any
-    other form becomes None and is counted in ``fields_not_understood``."""
+    """An item of ``item/view``. ``duration`` arrives as ``H:MM:SS`` (StreamOne's own demo app) or
+    ``HH:MM:SS.mmm``, ``archived`` as a boolean or 0/1 (assumed); any other form of either becomes None and is
+    counted in ``fields_not_understood``, and an answer without ``archived`` leaves it None."""
 
     model_config = ConfigDict(extra="ignore")
-    lenient: ClassVar = {"duration": duration_seconds}
+    lenient: ClassVar = {"duration": duration_seconds, "archived": archived_flag}
 
     id: str
     title: str
@@ -89,6 +102,7 @@ class Item(LenientFields):
     datecreated: dt.datetime
     dateaired: dt.datetime | None = None
     views: StrictInt
+    archived: bool | None = None
     account: Account | None = None
 
     _to_utc = field_validator("datecreated", "dateaired", mode="before")(local_to_utc)
@@ -101,7 +115,7 @@ class Item(LenientFields):
         return {
             "id": self.id, "title": self.title, "type": self.type, "description": self.description,
             "duration": self.duration_seconds, "datecreated": self.datecreated, "dateaired": self.dateaired,
-            "views": self.views, **Account.columns(self.account),
+            "views": self.views, "archived": self.archived, **Account.columns(self.account),
         }
 
 

@@ -45,6 +45,7 @@ from stream_assets.core.warehouse import Warehouse
 from stream_assets.streamapi import assets as streamapi_assets
 from stream_assets.streamapi.resources import StreamApiResource
 from stream_assets.streamone import assets as streamone_assets
+from stream_assets.streamone.emulator import TOKENS, Role, StreamOneEmulator
 from stream_assets.streamone.resources import StreamOneResource
 from stream_assets.streamroot import assets as streamroot_assets
 from stream_assets.streamroot.resources import StreamrootResource
@@ -94,8 +95,18 @@ class Api:
     replays: bool = True  # retries a request the server may have received (Streamtime: only through its limiter)
 
 
-def _streamone_newest_day(emulator) -> str:
-    return max(i["datecreated"] for i in emulator.items()).date().isoformat()
+@pytest.fixture
+def streamone_busy():
+    """A StreamOne with 150 to 250 items a day over the last days: a day's partition (asked for by date) takes
+    several pages, which the paging faults need."""
+    start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)).date().isoformat()
+    with StreamOneEmulator(applications={STREAMONE_APP: (STREAMONE_APP_PSK, [Role(frozenset(TOKENS.values()))])},
+                           data_start=start, items_per_day=(150, 250), seed=4) as emulator:
+        yield emulator
+
+
+def _streamone_yesterday(emulator) -> str:
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).date().isoformat()
 
 
 def _streamapi_busy_day(emulator) -> str:
@@ -120,9 +131,9 @@ STREAMAPI = Api(
     "SELECT * FROM streamapi.video_recordings ORDER BY ALL", (STREAMAPI_SECRET,), "STREAMAPI_BASE_URL",
 )
 STREAMONE = Api(
-    "StreamOne", "item/view", "streamone", lambda e: "",
+    "StreamOne", "item/view", "streamone_busy", lambda e: "",
     lambda url: StreamOneResource(actor_id=STREAMONE_APP, psk=STREAMONE_APP_PSK, base_url=url), "streamone",
-    streamone_assets.streamone_items, _streamone_newest_day,
+    streamone_assets.streamone_items, _streamone_yesterday,
     "SELECT * FROM streamone.items ORDER BY ALL", (STREAMONE_APP_PSK,), "STREAMONE_BASE_URL",
 )
 STREAMONE_HISTORY = Api(

@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from stream_assets.core.emulator import Reply
+from stream_assets.core.warehouse import Table
+from stream_assets.streamone.assets import ITEMS as ITEMS_TABLE
 from stream_assets.streamone.assets import assets
-from stream_assets.streamone.client import EARLY_STOP_MARGIN
+from stream_assets.streamone.client import PAGE_SIZE
 from stream_assets.streamone.schedules import streamone_daily_snapshot, streamone_items_daily
 
 UTC = dt.timezone.utc
@@ -27,31 +29,84 @@ def expected_items(streamone, first: str, last: str):
     return sorted((i for i in streamone.items() if start <= i["datecreated"] < end), key=lambda i: i["id"])
 
 
-def test_items_partition_matches_the_emulator_and_passes_its_check(streamone, resources, warehouse):
-    result = run(resources, ITEMS, partition_key="2026-10-01")
+def expected_rows(streamone, first: str, last: str) -> pd.DataFrame:
+    """The emulator's items of the days first..last as `streamone.items` stores them (views aside: they
+    grow by the second)."""
+    def seconds(duration: str) -> float:
+        hours, minutes, rest = duration.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(rest)
+
+    return pd.DataFrame([{
+        "id": i["id"], "title": i["title"], "type": i["type"], "description": i["description"],
+        "duration": seconds(i["duration"]), "datecreated": pd.Timestamp(i["datecreated"]).tz_localize(None),
+        "dateaired": pd.Timestamp(i["dateaired"]).tz_localize(None), "account_id": i["account"]["id"],
+        "account_name": i["account"]["name"], "archived": i["archived"]} for i in expected_items(streamone, first, last)])
+
+
+def stored_rows(warehouse) -> pd.DataFrame:
+    columns = ", ".join(c for c in ITEMS_TABLE.column_names if c != "views")
+    return warehouse.query(f"SELECT {columns} FROM streamone.items ORDER BY id")
+
+
+def served_for(streamone, first: str, last: str) -> int:
+    """How many items the date filter of days first..last matches: its end instant is inclusive."""
+    start = dt.datetime.fromisoformat(first).replace(tzinfo=UTC)
+    end = dt.datetime.fromisoformat(last).replace(tzinfo=UTC) + dt.timedelta(days=1)
+    return sum(start <= i["datecreated"] <= end for i in streamone.items())
+
+
+def a_day_with_archived_and_live_items(streamone) -> str:
+    days = {}
+    for item in streamone.items():
+        days.setdefault(item["datecreated"].date().isoformat(), set()).add(item["archived"])
+    return next(day for day, archived in sorted(days.items()) if day >= "2026-09-01" and archived == {True, False})
+
+
+def test_items_partition_stores_every_item_of_the_day_archived_ones_too(streamone, resources, warehouse):
+    day = a_day_with_archived_and_live_items(streamone)
+    result = run(resources, ITEMS, partition_key=day)
     (check,) = result.get_asset_check_evaluations()
     assert check.passed
-    rows = warehouse.query("SELECT * FROM streamone.items ORDER BY id")
-    expected = expected_items(streamone, "2026-10-01", "2026-10-01")
-    assert rows.id.tolist() == [i["id"] for i in expected] and len(rows) > 0
-    assert rows.datecreated.tolist() == [pd.Timestamp(i["datecreated"]).tz_localize(None) for i in expected]
-    assert (rows.duration > 0).all() and rows.title.tolist() == [i["title"] for i in expected]
+    pd.testing.assert_frame_equal(stored_rows(warehouse), expected_rows(streamone, day, day), check_dtype=False)
+    assert len(streamone.requests) <= -(-served_for(streamone, day, day) // PAGE_SIZE) + 1
+    assert [r.form()["archived"] for r in streamone.requests] == [[""]] * len(streamone.requests)
 
 
-def test_a_ranged_backfill_reads_the_range_in_one_pass(streamone, resources, warehouse):
-    tags = {"dagster/asset_partition_range_start": "2026-09-01", "dagster/asset_partition_range_end": "2026-09-30"}
+def test_a_ranged_backfill_asks_for_the_whole_range_in_one_listing(streamone, resources, warehouse):
+    tags = {"dagster/asset_partition_range_start": "2026-07-01", "dagster/asset_partition_range_end": "2026-09-30"}
     assert run(resources, ITEMS, tags=tags).success
-    newer_than_start = sum(i["datecreated"] >= dt.datetime(2026, 9, 1, tzinfo=UTC) for i in streamone.items())
-    assert len(streamone.requests) == -(-(newer_than_start + EARLY_STOP_MARGIN) // 100)  # one pass, not one per day
-    assert len(warehouse.query("SELECT * FROM streamone.items")) == len(expected_items(streamone, "2026-09-01", "2026-09-30"))
-    before = warehouse.query("SELECT id, datecreated, duration FROM streamone.items ORDER BY id")
+    served = served_for(streamone, "2026-07-01", "2026-09-30")
+    assert served > 2 * PAGE_SIZE and len(streamone.requests) <= -(-served // PAGE_SIZE) + 1
+    assert {(r.form()["mindatecreated"][0], r.form()["maxdatecreated"][0]) for r in streamone.requests} == {
+        ("2026-07-01 00:00:00", "2026-10-01 00:00:00")}
+    expected = expected_rows(streamone, "2026-07-01", "2026-09-30")
+    assert expected.archived.any()
+    pd.testing.assert_frame_equal(stored_rows(warehouse), expected, check_dtype=False)
+    before = stored_rows(warehouse)
+    streamone.clear()
     run(resources, ITEMS, partition_key="2026-09-15")
-    after = warehouse.query("SELECT id, datecreated, duration FROM streamone.items ORDER BY id")
-    pd.testing.assert_frame_equal(after, before)
+    assert len(streamone.requests) == 1  # a day of ~4 items: one short page
+    pd.testing.assert_frame_equal(stored_rows(warehouse), before)
+
+
+def test_an_items_table_written_before_archived_existed_gains_the_column(streamone, resources, warehouse):
+    old = Table("streamone", "items", [c for c in ITEMS_TABLE.columns if c[0] != "archived"], "datecreated", key=("id",))
+    with warehouse.get_connection() as conn:
+        conn.execute("CREATE SCHEMA streamone")
+        conn.execute(old.ddl())
+        conn.execute("INSERT INTO streamone.items (id, title, datecreated, views) "
+                     "VALUES ('old-item0001', 'kept', '2026-08-01 12:00', 5)")
+    day = a_day_with_archived_and_live_items(streamone)  # after 2026-08-01
+    assert run(resources, ITEMS, partition_key=day).success
+    rows = warehouse.query("SELECT id, archived FROM streamone.items ORDER BY id")
+    (old_row,) = rows[rows.id == "old-item0001"].archived
+    assert pd.isna(old_row)  # another day's row, from before the column: unknown
+    assert rows[rows.id != "old-item0001"].archived.tolist() == expected_rows(streamone, day, day).archived.tolist()
 
 
 def test_a_failure_mid_paging_leaves_the_old_partition_intact(streamone, resources, warehouse):
-    run(resources, ITEMS, partition_key="2026-08-01")
+    tags = {"dagster/asset_partition_range_start": "2026-07-01", "dagster/asset_partition_range_end": "2026-08-31"}
+    run(resources, ITEMS, tags=tags)  # more than one page of items
     before = warehouse.query("SELECT * FROM streamone.items ORDER BY id")
     streamone.requests.clear()
     # the first page is served, the second fails
@@ -65,11 +120,11 @@ def test_a_failure_mid_paging_leaves_the_old_partition_intact(streamone, resourc
         return original(request)
 
     streamone.handle = flaky
-    result = run(resources, ITEMS, partition_key="2026-08-01", raise_on_error=False)
+    result = run(resources, ITEMS, tags=tags, raise_on_error=False)
     streamone.handle = original
     assert not result.success and len(calls) == 2
     (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert "StreamOne item/view (partition 2026-08-01)" in failure.step_failure_data.error.cause.message
+    assert "StreamOne item/view (partition 2026-07-01...2026-08-31)" in failure.step_failure_data.error.cause.message
     pd.testing.assert_frame_equal(warehouse.query("SELECT * FROM streamone.items ORDER BY id"), before)
 
 

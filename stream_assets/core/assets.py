@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import dagster as dg
 import pandas as pd
 
 from stream_assets.core.config import start_date
 from stream_assets.core.errors import ApiError, naming_partition
+from stream_assets.core.tenants import Tenant
 from stream_assets.core.warehouse import Table
 from stream_assets.core.windows import TimeWindow
 
@@ -21,9 +22,26 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 TRANSIENT_RETRIES = 3
 
 
-def daily_partitions() -> dg.DailyPartitionsDefinition:
-    """UTC days from ``STREAM_ASSETS_START_DATE``; today's partition exists (and refreshes) during the day."""
-    return dg.DailyPartitionsDefinition(start_date=start_date(), timezone="UTC", end_offset=1)
+def daily_partitions(start: str | None = None) -> dg.DailyPartitionsDefinition:
+    """UTC days from ``start`` (an instance's start date; without it ``STREAM_ASSETS_START_DATE``, for the
+    module-level default objects); today's partition exists (and refreshes) during the day."""
+    return dg.DailyPartitionsDefinition(start_date=start or start_date(), timezone="UTC", end_offset=1)
+
+
+def api_resource(context: dg.AssetExecutionContext | dg.SensorEvaluationContext, tenant: Tenant) -> Any:
+    """The API resource of ``tenant``'s instance (resource key ``streamtime``, ``streamtime_acme``, ...)."""
+    return getattr(context.resources, tenant.resource_key)
+
+
+def table_definition(table: Table, descriptions: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Standard table metadata of an asset: ``dagster/table_name`` and ``dagster/column_schema``, with a
+    description for each column the API documents."""
+    descriptions = descriptions or {}
+    return {
+        "dagster/table_name": f"{table.schema}.{table.name}",
+        "dagster/column_schema": dg.TableSchema(columns=[
+            dg.TableColumn(name, kind.lower(), description=descriptions.get(name)) for name, kind in table.columns]),
+    }
 
 
 def ranged_backfill_policy() -> dg.BackfillPolicy:

@@ -53,9 +53,21 @@ def env_or_default(name: str, default: str) -> str:
 def env_number(name: str, default: float, *, minimum: float = 0.0, integer: bool = False,
                allow_zero: bool = False) -> float:
     """A positive (or, with ``allow_zero``, non-negative) finite number from ``name``, or ``default``."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+    return number(name, os.environ.get(name), default, minimum=minimum, integer=integer, allow_zero=allow_zero)
+
+
+def setting_name(field: str, variable: str, configured: object) -> str:
+    """How an error names a setting: the variable it came from, or the resource field that set it."""
+    return f"{field} (for {variable})" if configured not in (None, "") else variable
+
+
+def number(name: str, raw: object, default: float, *, minimum: float = 0.0, integer: bool = False,
+           allow_zero: bool = False) -> float:
+    """``raw`` (text or a number) as a positive (or, with ``allow_zero``, non-negative) finite number, or
+    ``default`` when it is empty; SettingError naming ``name`` otherwise."""
+    if raw is None or str(raw).strip() == "":
         return default
+    raw = str(raw)
     expected = ("a whole number" if integer else "a number") + (" >= " if allow_zero else " > ") + f"{minimum:g}"
     try:
         value = int(raw.strip()) if integer else float(raw.strip())
@@ -97,9 +109,14 @@ def state_url() -> str | None:
     """``STREAM_ASSETS_STATE_URL``: a ``postgresql://`` URL holding the shared budgets and rids, or None.
 
     The URL may carry a password: pass it to the driver, never to a log or an error message."""
-    value = (os.environ.get("STREAM_ASSETS_STATE_URL") or "").strip()
+    return checked_state_url(os.environ.get("STREAM_ASSETS_STATE_URL"))
+
+
+def checked_state_url(value: str | None, name: str = "STREAM_ASSETS_STATE_URL") -> str | None:
+    """A state store URL: ``postgresql://...`` or empty (None: the SQLite files in the data dir)."""
+    value = (value or "").strip()
     if value and not value.startswith(("postgresql://", "postgres://")):
-        raise ValueError("STREAM_ASSETS_STATE_URL must be a postgresql:// URL (or unset for the SQLite default)")
+        raise ValueError(f"{name} must be a postgresql:// URL (or unset for the SQLite default)")
     return value or None
 
 

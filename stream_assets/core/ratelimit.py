@@ -369,12 +369,17 @@ _postgres_backends: dict[tuple[int, str], PostgresLimiterBackend] = {}
 _postgres_lock = threading.Lock()
 
 
-def limiter_backend() -> LimiterBackend:
-    """The deployment's backend: Postgres when ``STREAM_ASSETS_STATE_URL=postgresql://...`` (one pool per
-    process and URL), else the SQLite file in the data dir."""
-    url = state_url()  # checked there, once for the limiter and the rid state
+_FROM_ENVIRONMENT: Any = object()
+
+
+def limiter_backend(url: str | None = _FROM_ENVIRONMENT, folder: Path | None = None) -> LimiterBackend:
+    """The backend for a state store: Postgres at ``url`` (one pool per process and URL), else the SQLite
+    file ``ratelimit.sqlite`` in ``folder``. Resources pass both; called without them (scripts, tests), the
+    deployment's ``STREAM_ASSETS_STATE_URL`` and data dir are read."""
+    if url is _FROM_ENVIRONMENT:
+        url = state_url()  # checked there, once for the limiter and the rid state
     if not url:
-        return SqliteLimiterBackend()
+        return SqliteLimiterBackend(folder / "ratelimit.sqlite" if folder is not None else None)
     with _postgres_lock:
         key = (os.getpid(), url)  # a pool must not cross a fork
         if key not in _postgres_backends:

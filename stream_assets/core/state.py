@@ -63,10 +63,19 @@ class SharedState(Protocol):
         ...
 
 
-def shared_state(timeout: float = 60.0) -> SharedState:
-    """The deployment's shared state: Postgres when ``STREAM_ASSETS_STATE_URL`` is set, else the SQLite file."""
-    url = state_url()
-    return PostgresState(url, timeout=timeout) if url else SqliteState(timeout=timeout)
+_FROM_ENVIRONMENT = object()
+
+
+def shared_state(timeout: float = 60.0, *, url: "str | None | object" = _FROM_ENVIRONMENT,
+                 folder: Path | None = None) -> SharedState:
+    """The shared state at ``url`` (Postgres), else the SQLite file ``state.sqlite`` in ``folder``. Resources
+    pass both; called without them (scripts, tests), the deployment's ``STREAM_ASSETS_STATE_URL`` and data
+    dir are read."""
+    if url is _FROM_ENVIRONMENT:
+        url = state_url()
+    if url:
+        return PostgresState(str(url), timeout=timeout)
+    return SqliteState(folder / "state.sqlite" if folder is not None else None, timeout=timeout)
 
 
 # --- SQLite (one machine) -------------------------------------------------------------------------------

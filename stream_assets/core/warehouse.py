@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -73,6 +73,10 @@ class Table:
     def ddl(self) -> str:
         columns = ", ".join(f'"{name}" {kind}' for name, kind in self.columns)
         return f"CREATE TABLE IF NOT EXISTS {self.qualified} ({columns})"
+
+    def in_schema(self, schema: str) -> "Table":
+        """The same table in another schema (a tenant's: ``streamtime_acme.logged_times``)."""
+        return replace(self, schema=schema)
 
 
 class Warehouse(DuckDBResource):

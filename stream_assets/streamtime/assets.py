@@ -3,23 +3,26 @@ statistics from ``POST /report``. All of them run in the Dagster pool ``streamti
 
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import (
-    PREVIEW_ROWS, api_errors, daily_partitions, partition_window, ranged_backfill_policy, table_metadata,
+    PREVIEW_ROWS, api_errors, api_resource, daily_partitions, partition_window, ranged_backfill_policy,
+    table_definition, table_metadata,
 )
 from stream_assets.core.staging import Staging, Written, rows_to_arrow
+from stream_assets.core.tenants import Tenant
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime.client import EntityRows, StreamtimeClient
-from stream_assets.streamtime.entities import BY_VIEW, ENTITIES, SCHEMA, Entity
+from stream_assets.streamtime.entities import BY_VIEW, COLUMN_DESCRIPTIONS, ENTITIES, SCHEMA, Entity
 from stream_assets.streamtime.report import Statistic
-from stream_assets.streamtime.resources import StreamtimeResource
 
-GROUP = POOL = "streamtime"
+DEFAULT = Tenant("streamtime")
+GROUP = POOL = DEFAULT.group
 PARTITIONS = daily_partitions()
 
 
@@ -44,6 +47,14 @@ DAILY_FIGURES = (
 STATISTICS_VIEWS = tuple(dict.fromkeys(f.view for f in DAILY_FIGURES))
 STATISTICS_TABLE = Table(SCHEMA, "daily_statistics", (("day", "DATE"), *((f.column, "DOUBLE") for f in DAILY_FIGURES)), "day",
                          key=("day",))
+STATISTICS_DESCRIPTIONS = {
+    "day": "The UTC day the figures are for (the report's date field)",
+    "logged_minutes": "Sum of the day's logged time minutes (POST /report on `time`)",
+    "logged_time_entries": "Number of the day's logged time entries",
+    "invoice_total_ex_tax": "Sum of the day's invoice totals, ex tax, in invoice currency",
+    "invoices": "Number of invoices dated that day",
+    "quote_total_ex_tax": "Sum of the day's quote totals, ex tax, in quote currency",
+}
 
 
 def budget_metadata(client: StreamtimeClient) -> dict:
@@ -70,23 +81,27 @@ def _waits(context: dg.AssetExecutionContext) -> Callable[[float, str], None]:
     return log
 
 
-def replace_entity(client: StreamtimeClient, warehouse: Warehouse, entity: Entity,
-                   window: TimeWindow | None) -> tuple[EntityRows, Written]:
-    """Replace the entity's rows for ``window`` (the whole table for a snapshot): each page of the search
-    is staged as one Arrow insert as it arrives (core/staging.py) and the staged rows are swapped into the
-    warehouse in one transaction once the answer is provably complete. Memory is bounded by a page; a
-    failure (or a kill) before the swap leaves the old rows."""
-    table = entity.table
+def replace_entity(client: StreamtimeClient, warehouse: Warehouse, entity: Entity, window: TimeWindow | None, *,
+                   table: Table | None = None, staging_directory: Path | None = None) -> tuple[EntityRows, Written]:
+    """Replace the entity's rows for ``window`` (the whole table for a snapshot) in ``table`` (default: the
+    entity's table in the default schema): each page of the search is staged as one Arrow insert as it
+    arrives (core/staging.py, in ``staging_directory``) and the staged rows are swapped into the warehouse
+    in one transaction once the answer is provably complete. Memory is bounded by a page; a failure (or a
+    kill) before the swap leaves the old rows."""
+    table = table or entity.table
     read, pages = client.read_pages(entity, window)
-    with Staging(table, api=client.api_name, endpoint=f"search?search_view={entity.view}", window=window) as staging:
+    with Staging(table, api=client.api_name, endpoint=f"search?search_view={entity.view}", window=window,
+                 directory=staging_directory) as staging:
         for page in pages:
             staging.append(rows_to_arrow(table, page))
         rows = warehouse.replace_staged(table, staging, window)
         return read, staging.written(rows, [table.window_column] if table.window_column else [], PREVIEW_ROWS)
 
 
-def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
+def build_entity_asset(entity: Entity, tenant: Tenant = DEFAULT,
+                       partitions: dg.PartitionsDefinition | None = None) -> dg.AssetsDefinition:
     partitioned = entity.partitioned
+    table = entity.table.in_schema(tenant.schema)
     description = (f"Streamtime {entity.name.replace('_', ' ')}"
                    + (f", by UTC day of `{entity.date_field}`" if partitioned else ", a snapshot replaced whole on each run")
                    + f" (search view `{entity.view}`). Key columns: {', '.join(entity.key_columns)}; `record` keeps "
@@ -94,16 +109,19 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                    + (f" Additional data stored: {', '.join(entity.additional)}." if entity.additional else ""))
 
     @dg.asset(
-        key=[SCHEMA, entity.name], group_name=GROUP, pool=POOL, description=description, kinds={"duckdb", "python"},
-        partitions_def=PARTITIONS if partitioned else None,
+        key=[tenant.prefix, entity.name], group_name=tenant.group, pool=tenant.pool, description=description,
+        kinds={"duckdb", "python"}, partitions_def=(partitions or PARTITIONS) if partitioned else None,
         backfill_policy=ranged_backfill_policy() if partitioned else None,
+        required_resource_keys={tenant.resource_key, "warehouse"},
+        metadata=table_definition(table, COLUMN_DESCRIPTIONS),
     )
-    def entity_asset(context: dg.AssetExecutionContext, streamtime: StreamtimeResource,
-                     warehouse: Warehouse) -> dg.MaterializeResult:
+    def entity_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        streamtime = api_resource(context, tenant)
         window = partition_window(context) if partitioned else None
         client = streamtime.client(on_wait=_waits(context))
         with api_errors(context):
-            read, written = replace_entity(client, warehouse, entity, window)
+            read, written = replace_entity(client, context.resources.warehouse, entity, window, table=table,
+                                           staging_directory=streamtime.staging_directory())
         if read.fields_not_understood:
             context.log.warning(f"fields not understood (stored as NULL): {dict(read.fields_not_understood)}")
         if read.additional_data_unavailable:
@@ -114,15 +132,12 @@ def build_entity_asset(entity: Entity) -> dg.AssetsDefinition:
                  **({"additional_data_unavailable": dg.MetadataValue.json(read.additional_data_unavailable)}
                     if read.additional_data_unavailable else {})}
         return dg.MaterializeResult(metadata=table_metadata(
-            written.preview, window, table=entity.table, rows=written.rows,
-            window_values=written.columns[entity.table.window_column] if entity.table.window_column else None,
+            written.preview, window, table=table, rows=written.rows,
+            window_values=written.columns[table.window_column] if table.window_column else None,
             **budget_metadata(client), **extra))
 
-    entity_asset.__name__ = f"streamtime_{entity.name}"
+    entity_asset.__name__ = f"{tenant.prefix}_{entity.name}"
     return entity_asset
-
-
-entity_assets = [build_entity_asset(entity) for entity in ENTITIES]
 
 
 def daily_figures(client: StreamtimeClient, window) -> pd.DataFrame:
@@ -139,23 +154,49 @@ def daily_figures(client: StreamtimeClient, window) -> pd.DataFrame:
     return frame
 
 
-@dg.asset(
-    key=[SCHEMA, "daily_statistics"], group_name=GROUP, pool=POOL, partitions_def=PARTITIONS,
-    backfill_policy=ranged_backfill_policy(), kinds={"duckdb", "python"},
-    description="Logged minutes and entries, invoice and quote totals per day, from POST /report (per view: one "
-    "/report/setup, then time-breakdown reports of up to 31 days when their buckets are proven daily, else one "
-    "report per day).",
-)
-def streamtime_daily_statistics(context: dg.AssetExecutionContext, streamtime: StreamtimeResource,
-                                warehouse: Warehouse) -> dg.MaterializeResult:
-    window = partition_window(context)
-    client = streamtime.client(on_wait=_waits(context))
-    with api_errors(context):
-        frame = daily_figures(client, window)
-        warehouse.replace(STATISTICS_TABLE, frame, window)
-    return dg.MaterializeResult(metadata=table_metadata(frame, window, table=STATISTICS_TABLE, **budget_metadata(client)))
+def build_statistics_asset(tenant: Tenant = DEFAULT,
+                           partitions: dg.PartitionsDefinition | None = None) -> dg.AssetsDefinition:
+    table = STATISTICS_TABLE.in_schema(tenant.schema)
+
+    @dg.asset(
+        key=[tenant.prefix, "daily_statistics"], group_name=tenant.group, pool=tenant.pool,
+        partitions_def=partitions or PARTITIONS, backfill_policy=ranged_backfill_policy(), kinds={"duckdb", "python"},
+        required_resource_keys={tenant.resource_key, "warehouse"},
+        metadata=table_definition(table, STATISTICS_DESCRIPTIONS),
+        description="Logged minutes and entries, invoice and quote totals per day, from POST /report (per view: one "
+        "/report/setup, then time-breakdown reports of up to 31 days when their buckets are proven daily, else one "
+        "report per day).",
+    )
+    def daily_statistics(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        window = partition_window(context)
+        client = api_resource(context, tenant).client(on_wait=_waits(context))
+        with api_errors(context):
+            frame = daily_figures(client, window)
+            context.resources.warehouse.replace(table, frame, window)
+        return dg.MaterializeResult(metadata=table_metadata(frame, window, table=table, **budget_metadata(client)))
+
+    daily_statistics.__name__ = f"{tenant.prefix}_daily_statistics"
+    return daily_statistics
 
 
-assets = [*entity_assets, streamtime_daily_statistics]
-daily_assets = [a for a in assets if a.partitions_def is not None]
-snapshot_assets = [a for a in assets if a.partitions_def is None]
+def build_assets(tenant: Tenant = DEFAULT, start_date: str | None = None) -> list[dg.AssetsDefinition]:
+    """Every Streamtime asset of one instance: one per entity, and the daily statistics."""
+    partitions = daily_partitions(start_date) if start_date else PARTITIONS
+    return [*(build_entity_asset(entity, tenant, partitions) for entity in ENTITIES),
+            build_statistics_asset(tenant, partitions)]
+
+
+def partitioned(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    return [a for a in assets if a.partitions_def is not None]
+
+
+def snapshots(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    return [a for a in assets if a.partitions_def is None]
+
+
+# The default instance, for scripts and tests (the code location builds its own through components.py).
+assets = build_assets()
+entity_assets = assets[:-1]
+streamtime_daily_statistics = assets[-1]
+daily_assets = partitioned(assets)
+snapshot_assets = snapshots(assets)

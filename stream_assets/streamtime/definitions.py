@@ -1,21 +1,25 @@
-"""Everything Streamtime contributes to the code location."""
+"""Everything Streamtime contributes to the code location, for one organisation (instance)."""
 
 import dagster as dg
 
-from stream_assets.streamtime.assets import assets
+from stream_assets.core.tenants import Tenant
+from stream_assets.streamtime.assets import build_assets
 from stream_assets.streamtime.resources import StreamtimeResource
-from stream_assets.streamtime.sensors import (
-    daily_job,
-    snapshot_job,
-    streamtime_budget_sensor,
-    streamtime_daily_schedule,
-    streamtime_snapshot_schedule,
-)
+from stream_assets.streamtime.sensors import build_scheduling
 
-defs = dg.Definitions(
-    assets=assets,
-    jobs=[daily_job, snapshot_job],
-    schedules=[streamtime_daily_schedule, streamtime_snapshot_schedule],
-    sensors=[streamtime_budget_sensor],
-    resources={"streamtime": StreamtimeResource(api_key=dg.EnvVar("STREAMTIME_API_KEY"))},
-)
+
+def build_defs(tenant: Tenant, resource: StreamtimeResource, *, start_date: str | None = None) -> dg.Definitions:
+    """One organisation's assets, jobs, schedules, sensor and resource (``tenant.resource_key``)."""
+    assets = build_assets(tenant, start_date)
+    scheduling = build_scheduling(tenant, assets)
+    return dg.Definitions(
+        assets=assets,
+        jobs=scheduling.jobs,
+        schedules=[scheduling.daily_schedule, scheduling.snapshot_schedule],
+        sensors=[scheduling.budget_sensor],
+        resources={tenant.resource_key: resource},
+    )
+
+
+# The default instance configured by environment, as before (the code location loads it from defs/).
+defs = build_defs(Tenant("streamtime"), StreamtimeResource(api_key=dg.EnvVar("STREAMTIME_API_KEY")))

@@ -70,3 +70,45 @@ ENTITIES: tuple[Entity, ...] = (
 )
 BY_NAME = {entity.name: entity for entity in ENTITIES}
 BY_VIEW = {entity.view: entity for entity in ENTITIES}
+
+# Column descriptions for `dagster/column_schema`, from the v2 reference (shared/reference/streamtime-v2.md §5);
+# a column not listed here carries no description.
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "id": "The record's Streamtime id",
+    "user_id": "The user whose time or expense it is",
+    "job_id": "The job the record belongs to (null for time logged on a job item user)",
+    "job_item_user_id": "The job item user (schedule entry) time was logged against",
+    "job_item_id": "The job item",
+    "job_phase_id": "The job phase",
+    "date": "The record's own date (YYYY-MM-DD in the organisation's calendar)",
+    "minutes": "Minutes logged",
+    "notes": "Free-text notes of the entry",
+    "logged_time_status": "Status name of the logged time",
+    "number": "The job's or invoice's number: a number or text on the wire, stored as text (NULL allowed)",
+    "name": "Display name",
+    "full_name": "Job number and name together, as Streamtime shows them",
+    "invoice_date": "The invoice's date",
+    "due_date": "When the invoice is due",
+    "paid_date": "When the invoice was paid",
+    "invoice_status": "Status name of the invoice",
+    "quote_number": "The quote's number",
+    "quote_name": "The quote's name",
+    "quote_date": "The quote's date (assumed beside the quote_date selector)",
+    "job_created_datetime": "When the job was created (UTC)",
+    "job_status": "Status name of the job",
+    "company_id": "The client company",
+    "contact_id": "The client contact",
+    "is_billable": "Whether the work is billable",
+    "total_planned_minutes": "Planned minutes",
+    "total_logged_minutes": "Logged minutes",
+    "role_id": "The user's role id (null: no role)",
+    "user_status": "Status name of the user",
+    "user_status_id": "Status id of the user",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "labels": "The user's labels as they came (JSON)",
+    "quantity": "Quantity (text on the wire, read as a number)",
+    "job_item_name": "Additional data: the name of the entry's job item",
+    "company_name": "Additional data: the contact's company name",
+    "record": "The record exactly as Streamtime sent it (JSON), so fields added later are kept",
+}

@@ -4,18 +4,19 @@ per-entity choice of date selector where the view's setup leaves it open."""
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Callable
 
-import dagster as dg
 from pydantic import Field
 
 from stream_assets.core import config
-from stream_assets.core.ratelimit import RateLimiter, limiter_backend, parse_budgets
+from stream_assets.core.errors import SettingError
+from stream_assets.core.ratelimit import Budget, RateLimiter, parse_budgets
+from stream_assets.core.resources import DeploymentSettings
 from stream_assets.streamtime.client import DEFAULT_BASE_URL, StreamtimeClient
 
 DEFAULT_RATE_LIMITS = "60/60,720/3600"
 DEFAULT_PROCESSING_LIMITS = "30/60,300/3600"
+DEFAULT_SENSOR_LOOKBACK_DAYS = 60
 
 
 def parse_date_selectors(text: str) -> dict[str, str]:
@@ -29,29 +30,56 @@ def parse_date_selectors(text: str) -> dict[str, str]:
     return chosen
 
 
-class StreamtimeResource(dg.ConfigurableResource):
-    """Streamtime organisation key (``STREAMTIME_API_KEY``) and the budgets every process shares."""
+class StreamtimeResource(DeploymentSettings):
+    """One Streamtime organisation: its key, and the budgets every process sharing that key shares.
+
+    Each optional field left empty falls back to its ``STREAMTIME_*`` variable, then to the default."""
 
     api_key: str = Field(description="Organisation API key (Authorization: Bearer ...); from STREAMTIME_API_KEY")
     base_url: str | None = Field(default=None, description=f"API root; empty means $STREAMTIME_BASE_URL or {DEFAULT_BASE_URL}")
-    rate_limits: str | None = Field(default=None, description="Request budgets N/seconds; empty: $STREAMTIME_RATE_LIMITS")
-    processing_limits: str | None = Field(default=None, description="Processing budgets s/seconds; empty: $STREAMTIME_PROCESSING_LIMITS")
+    rate_limits: str | None = Field(default=None, description="Request budgets N/seconds; empty: $STREAMTIME_RATE_LIMITS "
+                                    f"or {DEFAULT_RATE_LIMITS}")
+    processing_limits: str | None = Field(default=None, description="Processing budgets s/seconds; empty: "
+                                          f"$STREAMTIME_PROCESSING_LIMITS or {DEFAULT_PROCESSING_LIMITS}")
     date_selectors: dict[str, str] | None = Field(
         default=None, description="Per entity (asset name), the search selector its date window uses, e.g. "
         "{'logged_times': 'logged_time_date'}; only needed when the view's /search/setup lists none of the preferred "
         "names and more than one Date filter. Empty: $STREAMTIME_DATE_SELECTORS (logged_times=...,jobs=...)")
+    sensor_lookback_days: str | None = Field(default=None, description="How many closed days the catch-up sensor "
+                                             f"watches; empty: $STREAMTIME_SENSOR_LOOKBACK_DAYS or {DEFAULT_SENSOR_LOOKBACK_DAYS}")
+
+    def budgets(self) -> list[Budget]:
+        """The organisation's four budgets, each setting checked (SettingError names it)."""
+        budgets = []
+        for field, variable, default, kind in (("rate_limits", "STREAMTIME_RATE_LIMITS", DEFAULT_RATE_LIMITS, "requests"),
+                                               ("processing_limits", "STREAMTIME_PROCESSING_LIMITS",
+                                                DEFAULT_PROCESSING_LIMITS, "processing")):
+            name, raw = self.setting(field, variable)
+            budgets += parse_budgets(raw or default, kind, source=name)  # a ValueError naming the setting
+        return budgets
 
     def limiter(self, on_wait: Callable[[float, str], None] | None = None) -> RateLimiter:
-        """The organisation's limiter; its state lives in ``$STREAM_ASSETS_DATA_DIR/ratelimit.sqlite`` (Postgres with STREAM_ASSETS_STATE_URL)."""
-        rates = self.rate_limits or os.environ.get("STREAMTIME_RATE_LIMITS") or DEFAULT_RATE_LIMITS
-        processing = self.processing_limits or os.environ.get("STREAMTIME_PROCESSING_LIMITS") or DEFAULT_PROCESSING_LIMITS
-        budgets = parse_budgets(rates, "requests") + parse_budgets(processing, "processing")
-        # Limits are per organisation, so the bucket is the key (hashed: the key never reaches disk).
+        """The organisation's limiter, in the state store of this instance (SQLite in the data dir, or Postgres)."""
+        # Limits are per organisation, so the bucket is the key (hashed: the key never reaches disk): two
+        # instances with one key share a budget, two keys never wait for each other.
         bucket = "streamtime:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
-        return RateLimiter(bucket, budgets, limiter_backend(), on_wait=on_wait)
+        return RateLimiter(bucket, self.budgets(), self.limiter_backend(), on_wait=on_wait)
+
+    def selectors(self) -> dict[str, str]:
+        if self.date_selectors:
+            return dict(self.date_selectors)
+        name, raw = self.setting("date_selectors", "STREAMTIME_DATE_SELECTORS")
+        try:
+            return parse_date_selectors(raw or "")
+        except ValueError as error:
+            raise SettingError(name, "entries <entity>=<selector>, comma-separated", raw) from error
+
+    def sensor_lookback(self) -> int:
+        name, raw = self.setting("sensor_lookback_days", "STREAMTIME_SENSOR_LOOKBACK_DAYS")
+        return int(config.number(name, raw, DEFAULT_SENSOR_LOOKBACK_DAYS, minimum=1, allow_zero=True, integer=True))
 
     def client(self, on_wait: Callable[[float, str], None] | None = None) -> StreamtimeClient:
         """A client for one run: it reads each view's setup at most once."""
         base_url = config.base_url("STREAMTIME_BASE_URL", self.base_url, DEFAULT_BASE_URL)
-        selectors = self.date_selectors or parse_date_selectors(os.environ.get("STREAMTIME_DATE_SELECTORS") or "")
-        return StreamtimeClient(self.api_key, base_url, limiter=self.limiter(on_wait), date_selectors=selectors)
+        return StreamtimeClient(self.api_key, base_url, limiter=self.limiter(on_wait), date_selectors=self.selectors(),
+                                policy=self.transport_policy())

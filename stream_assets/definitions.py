@@ -1,19 +1,23 @@
-"""The code location: every API's definitions merged, plus the shared warehouse."""
+"""The code location: the ``defs/`` folder (one component instance per API account) plus what is shared:
+the warehouse and the Celery job."""
+
+from pathlib import Path
 
 import dagster as dg
 
 from stream_assets.celery_job import defs as celery_defs
+from stream_assets.components import forget_instances
 from stream_assets.core.warehouse import Warehouse
-from stream_assets.streamapi.definitions import defs as streamapi_defs
-from stream_assets.streamone.definitions import defs as streamone_defs
-from stream_assets.streamroot.definitions import defs as streamroot_defs
-from stream_assets.streamtime.definitions import defs as streamtime_defs
 
-defs = dg.Definitions.merge(
-    streamroot_defs,
-    streamapi_defs,
-    streamone_defs,
-    streamtime_defs,
-    celery_defs,
-    dg.Definitions(resources={"warehouse": Warehouse()}),
-)
+
+def load_definitions() -> dg.Definitions:
+    """Every instance under ``stream_assets/defs/<api>/<account>/defs.yaml``, the warehouse and the Celery job."""
+    forget_instances()
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        celery_defs,
+        dg.Definitions(resources={"warehouse": Warehouse()}),
+    )
+
+
+defs = load_definitions()

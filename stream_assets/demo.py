@@ -39,6 +39,17 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_STREAMROOT = ("demo-customer", "demo-streamroot-key")
 DEMO_STREAMAPI = ("demo-streamapi-key", "demo-streamapi-secret")
 DEMO_STREAMTIME = "demo-streamtime-key"
+# A second Streamtime organisation, tenant `demo2`, with data of its own: the UI shows two accounts side by side.
+DEMO2_STREAMTIME = "demo2-streamtime-key"
+DEMO2_TENANT = """\
+# A second Streamtime organisation (the demo's second emulator), beside the default one.
+type: stream_assets.components.StreamtimeComponent
+attributes:
+  tenant: demo2
+  api_key: "{{ env.STREAMTIME_DEMO2_API_KEY }}"
+  base_url: "{{ env.STREAMTIME_DEMO2_BASE_URL }}"
+"""
+DEMO_MODULE = "stream_assets_demo"
 DEMO_STREAMONE = ("demo-app", "demo-app-psk")  # an application with every token (the emulator's default)
 GROUPS = ("streamroot", "streamapi", "streamone", "streamtime")
 LIVE_SESSIONS = "streamapi/live_sessions"
@@ -60,6 +71,7 @@ def start_emulators() -> tuple[list, dict[str, str]]:
     streamapi = StreamApiEmulator(dict([DEMO_STREAMAPI])).start()
     streamone = StreamOneEmulator().start()
     streamtime = StreamtimeEmulator({DEMO_STREAMTIME: "Demo Agency"}).start()
+    streamtime2 = StreamtimeEmulator({DEMO2_STREAMTIME: "Second Agency"}, seed=5).start()
     env = {
         "STREAMROOT_CUSTOMER_ID": DEMO_STREAMROOT[0],
         "STREAMROOT_API_KEY": DEMO_STREAMROOT[1],
@@ -73,8 +85,37 @@ def start_emulators() -> tuple[list, dict[str, str]]:
         "STREAMONE_PSK": DEMO_STREAMONE[1],
         "STREAMTIME_API_KEY": DEMO_STREAMTIME,
         "STREAMTIME_BASE_URL": streamtime.base_url,
+        "STREAMTIME_DEMO2_API_KEY": DEMO2_STREAMTIME,
+        "STREAMTIME_DEMO2_BASE_URL": streamtime2.base_url,
     }
-    return [streamroot, streamapi, streamone, streamtime], env
+    return [streamroot, streamapi, streamone, streamtime, streamtime2], env
+
+
+def demo_location(folder: Path) -> Path:
+    """The demo's code location: a dg project in ``folder`` whose defs folder holds the package's default
+    instances and the second Streamtime organisation (kept out of the package, so that no deployment gets it)."""
+    package = folder / DEMO_MODULE
+    if package.exists():
+        shutil.rmtree(package)
+    shutil.copytree(Path(__file__).parent / "defs", package / "defs")
+    (package / "defs" / "streamtime" / "demo2").mkdir()
+    (package / "defs" / "streamtime" / "demo2" / "defs.yaml").write_text(DEMO2_TENANT)
+    (package / "__init__.py").write_text("")
+    (package / "definitions.py").write_text(
+        '"""The demo\'s code location: the package\'s instances, a second Streamtime organisation, what is shared."""\n'
+        "from pathlib import Path\n\nimport dagster as dg\n\n"
+        "from stream_assets.celery_job import defs as celery_defs\nfrom stream_assets.core.warehouse import Warehouse\n\n"
+        "defs = dg.Definitions.merge(dg.load_from_defs_folder(path_within_project=Path(__file__).parent), celery_defs,\n"
+        "                            dg.Definitions(resources={'warehouse': Warehouse()}))\n")
+    (folder / "pyproject.toml").write_text(
+        f'[project]\nname = "{DEMO_MODULE}"\nversion = "0"\n\n[tool.dg]\ndirectory_type = "project"\n\n'
+        f'[tool.dg.project]\nroot_module = "{DEMO_MODULE}"\nregistry_modules = ["stream_assets.components"]\n')
+    (folder / "workspace.yaml").write_text(
+        f"load_from:\n  - python_module:\n      module_name: {DEMO_MODULE}.definitions\n"
+        f"      working_directory: {folder}\n      location_name: stream_assets\n")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return folder
 
 
 @dataclass
@@ -100,7 +141,8 @@ def plan(instance, defs, days: list[str]) -> list[GroupPlan]:
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
     plans = {group: GroupPlan(group, 0) for group in GROUPS}
     for spec in defs.resolve_all_asset_specs():
-        group, key = plans[spec.group_name], spec.key.to_user_string()
+        # one line per API: its accounts (streamtime, streamtime_demo2) are materialized together
+        group, key = plans[spec.group_name.split("_")[0]], spec.key.to_user_string()
         group.total += 1
         if key == ITEM_VIEWS:
             if today not in instance.get_materialized_partitions(spec.key):
@@ -147,8 +189,9 @@ def materialize(instance, defs, group: GroupPlan) -> list[str]:
 def materialize_all(days: list[str]) -> None:
     import dagster as dg
 
-    from stream_assets.definitions import defs
+    from importlib import import_module
 
+    defs = import_module(f"{DEMO_MODULE}.definitions").defs
     instance = dg.DagsterInstance.get()
     plans = plan(instance, defs, days)
     total = sum(group.total for group in plans)
@@ -230,11 +273,11 @@ def forward_logs(ui: subprocess.Popen, log_path: Path, console: threading.Event)
                 sys.stdout.flush()
 
 
-def start_ui(env: dict[str, str], home: Path, port: int) -> tuple[subprocess.Popen, threading.Event]:
+def start_ui(env: dict[str, str], home: Path, location: Path, port: int) -> tuple[subprocess.Popen, threading.Event]:
     # Run from DAGSTER_HOME: started from the repository, Dagster would warn that the dagster.yaml there is not
     # used (it is: the demo copied it into DAGSTER_HOME). Given a workspace file, `dg dev` needs no project folder.
     ui = subprocess.Popen(
-        ["dg", "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port), "--log-level", "info"],
+        ["dg", "dev", "-w", str(location / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port), "--log-level", "info"],
         cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     console = threading.Event()
@@ -267,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     emulators, emulator_env = start_emulators()
+    location = demo_location(data_dir() / "demo_location")
     # The materializations run in this process, the UI in a child: both read the same environment.
     os.environ.update(DAGSTER_HOME=str(home), STREAM_ASSETS_DATA_DIR=str(data_dir()), **emulator_env)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -276,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
         today = dt.datetime.now(dt.timezone.utc).date()
         days = [(today - dt.timedelta(days=n)).isoformat() for n in range(args.days, 0, -1)]
         if not args.no_ui:  # the web server starts while the assets materialize
-            ui, console = start_ui(env, home, args.port)
+            ui, console = start_ui(env, home, location, args.port)
         materialize_all(days)
         if args.no_ui:
             say(f"done in {time.monotonic() - started:.0f}s; warehouse: {duckdb_path()}")
@@ -288,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\n[demo] Dagster UI: {url}  (Ctrl-C stops the UI and the emulators)\n"
             f"[demo]   Assets > groups streamroot, streamtime, streamapi, streamone: partitions, metadata and checks of the last {args.days} days\n"
+            f"[demo]   and streamtime_demo2: a second Streamtime organisation (tenant demo2), with a budget of its own\n"
             f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor ({sensor}), other sensors and schedules (off)\n"
             f"[demo]   Warehouse: {duckdb_path()}  (open it read-only with duckdb once the UI is stopped)\n"
             f"[demo]   Dagster's log lines at INFO and above follow; all of them: {home / 'webserver.log'}\n",

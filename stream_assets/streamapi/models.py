@@ -93,3 +93,45 @@ class Theme(Reply):
     height: int | None = None
     layout_path: str | None = None
     skin_path: str | None = None
+
+
+# What each stored column holds (the UI shows them on the asset's column schema; reference/apis.md §2). The
+# reference names the reply elements but not their formats or units: where a meaning or unit is ours, the text
+# says "assumed". One mapping per table, since `id` and `duration` mean different things in different tables.
+COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "video_recordings": {
+        "id": "The recording's id: the id attribute of <video> in video/list",
+        "public_hostid": "Public id of the host (broadcaster) whose session was recorded",
+        "channel_id": "Channel of the recorded session",
+        "creation_date": "When the recording was created, UTC; sent as epoch milliseconds (assumed format). "
+                         "video/list's start_date/end_date filter on it, and a day partition owns its day",
+        "duration": "Length of the recording in seconds (assumed unit); a value in another format is stored "
+                    "as NULL and counted in fields_not_understood",
+        "size": "Size of the recording file in bytes (assumed unit); a value in another format is stored as "
+                "NULL and counted in fields_not_understood",
+        "filename": "File name of the recording",
+        "url": "Where the recording file is served",
+    },
+    "themes": {
+        "id": "The theme's id: the id attribute of <theme> in theme/list",
+        "name": "Name of the layout theme",
+        "width": "Width of the player layout in pixels (assumed unit)",
+        "height": "Height of the player layout in pixels (assumed unit)",
+        "layout_path": "Path of the theme's layout file",
+        "skin_path": "Path of the theme's skin file",
+    },
+    "live_sessions": {
+        "poll_time": "When the sensor polled session/live/list, UTC (set by us, not the API): the partition key",
+        "public_hostid": "Public id of the host (broadcaster) on air; the private id is never stored",
+        "username": "Username of the broadcaster",
+        "start_time": "When the live session started, UTC; sent as epoch milliseconds (assumed format)",
+        "duration": "How long the session had been live at the poll, in seconds (assumed unit)",
+        "channel_id": "Channel of the live session",
+        "total_viewers": "Viewers the session has had in total (assumed meaning of the element)",
+        "total_chatters": "Chatters the session has had in total (assumed meaning of the element)",
+        "max_viewers": "Most viewers at one time during the session (assumed meaning of the element)",
+        "max_chatters": "Most chatters at one time during the session (assumed meaning of the element)",
+        "current_viewers": "Viewers watching at the poll",
+        "current_chatters": "Chatters in the session at the poll",
+    },
+}

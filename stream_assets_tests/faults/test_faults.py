@@ -118,29 +118,47 @@ def _streamapi_busy_day(emulator) -> str:
     raise AssertionError("no day with two recordings")
 
 
-STREAMROOT = Api(
-    "Streamroot", "dna/data/traffic/timeseries", "streamroot", lambda e: "",
-    lambda url: StreamrootResource(api_key=STREAMROOT_KEY, customer_id=STREAMROOT_CUSTOMER, base_url=url), "streamroot",
-    next(a for a in streamroot_assets.assets if a.key.path[-1] == "traffic_timeseries"), lambda e: "2026-03-01",
-    "SELECT * FROM streamroot.traffic_timeseries ORDER BY ALL", (STREAMROOT_KEY,), "STREAMROOT_BASE_URL",
-)
-STREAMAPI = Api(
+@dataclass(frozen=True)
+class _ResourcesInContext:
+    """An asset whose resources come through the context (``required_resource_keys``: StreamOne's, ...),
+    invoked as :func:`materialize` invokes every asset, with the resources as keyword arguments."""
+
+    asset: dg.AssetsDefinition
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return self.asset.key
+
+    def __call__(self, context, **resources):
+        partition = context.partition_key if context.has_partition_key else None
+        with dg.build_asset_context(partition_key=partition, resources=resources) as bound:
+            return self.asset(bound)
+
+
+STREAMAPI = Api(  # after _ResourcesInContext: StreamAPI's assets take their resources from the context too
     "StreamAPI", "video/list", "streamapi", lambda e: "/service",
     lambda url: StreamApiResource(key=STREAMAPI_KEY, secret=STREAMAPI_SECRET, base_url=url), "streamapi",
-    streamapi_assets.streamapi_video_recordings, _streamapi_busy_day,
+    _ResourcesInContext(streamapi_assets.streamapi_video_recordings), _streamapi_busy_day,
     "SELECT * FROM streamapi.video_recordings ORDER BY ALL", (STREAMAPI_SECRET,), "STREAMAPI_BASE_URL",
 )
 STREAMONE = Api(
     "StreamOne", "item/view", "streamone_busy", lambda e: "",
     lambda url: StreamOneResource(actor_id=STREAMONE_APP, psk=STREAMONE_APP_PSK, base_url=url), "streamone",
-    streamone_assets.streamone_items, _streamone_yesterday,
+    _ResourcesInContext(streamone_assets.streamone_items), _streamone_yesterday,
     "SELECT * FROM streamone.items ORDER BY ALL", (STREAMONE_APP_PSK,), "STREAMONE_BASE_URL",
 )
 STREAMONE_HISTORY = Api(
     "StreamOne", "livestream/view", "streamone", lambda e: "",
-    STREAMONE.resource, "streamone", streamone_assets.streamone_livestreams, lambda e: None,
+    STREAMONE.resource, "streamone", _ResourcesInContext(streamone_assets.streamone_livestreams), lambda e: None,
     "SELECT id, title, description, type, account_id, account_name FROM streamone.livestreams ORDER BY ALL",
     (STREAMONE_APP_PSK,), "STREAMONE_BASE_URL",
+)
+STREAMROOT = Api(  # after _ResourcesInContext: Streamroot's assets take their resources from the context too
+    "Streamroot", "dna/data/traffic/timeseries", "streamroot", lambda e: "",
+    lambda url: StreamrootResource(api_key=STREAMROOT_KEY, customer_id=STREAMROOT_CUSTOMER, base_url=url), "streamroot",
+    _ResourcesInContext(next(a for a in streamroot_assets.assets if a.key.path[-1] == "traffic_timeseries")),
+    lambda e: "2026-03-01",
+    "SELECT * FROM streamroot.traffic_timeseries ORDER BY ALL", (STREAMROOT_KEY,), "STREAMROOT_BASE_URL",
 )
 STREAMTIME = Api(
     "Streamtime", "search?search_view=time", "streamtime", lambda e: "/v2",

@@ -163,7 +163,7 @@ STREAMROOT = Api(  # after _ResourcesInContext: Streamroot's assets take their r
 STREAMTIME = Api(
     "Streamtime", "search?search_view=time", "streamtime", lambda e: "/v2",
     lambda url: StreamtimeResource(api_key=STREAMTIME_KEY, base_url=url), "streamtime",
-    next(a for a in streamtime_assets.assets if a.key.path[-1] == "logged_times"), lambda e: "2026-03-03",
+    _ResourcesInContext(next(a for a in streamtime_assets.assets if a.key.path[-1] == "logged_times")), lambda e: "2026-03-03",
     "SELECT * FROM streamtime.logged_times ORDER BY ALL", (STREAMTIME_KEY,), "STREAMTIME_BASE_URL", replays=False,
 )
 

@@ -26,10 +26,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import itertools
-import os
 import random
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -37,6 +35,7 @@ from typing import Iterator, Mapping
 import duckdb
 
 from stream_assets.core.errors import StreamAssetsError
+from stream_assets.core.instances import process_instance
 
 LAKE_ALIAS = "stream_assets_lake"
 # (extension name, the PyPI package shipping its file)
@@ -86,28 +85,19 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-# One in-memory DuckDB per process and settings, with the extensions loaded once (~0.45 s each time
-# otherwise): each connection is a cursor of it with the lake attached under an alias of its own, detached
-# when the connection closes (~0.08 s). The pid is in the key: an instance made before a fork is not reused.
-_INSTANCES: dict[tuple, duckdb.DuckDBPyConnection] = {}
-_INSTANCES_LOCK = threading.Lock()
+# Each connection is a cursor of the process's DuckDB for these settings (core/instances.py), with the
+# extensions loaded once (~0.45 s each time otherwise) and the lake attached under an alias of its own,
+# detached when the connection closes (~0.08 s).
 _ALIASES = itertools.count()
 
 
 def _instance(postgres: bool, config: Mapping[str, object]) -> duckdb.DuckDBPyConnection:
-    key = (os.getpid(), postgres, tuple(sorted((name, str(value)) for name, value in config.items())))
-    with _INSTANCES_LOCK:
-        if key not in _INSTANCES:
-            instance = duckdb.connect(":memory:", config=dict(config))
-            try:
-                if postgres:
-                    load_extension(instance, *POSTGRES_EXTENSION)
-                load_extension(instance, *DUCKLAKE_EXTENSION)
-            except BaseException:
-                instance.close()
-                raise
-            _INSTANCES[key] = instance
-        return _INSTANCES[key]
+    def load_extensions(instance: duckdb.DuckDBPyConnection) -> None:
+        if postgres:
+            load_extension(instance, *POSTGRES_EXTENSION)
+        load_extension(instance, *DUCKLAKE_EXTENSION)
+
+    return process_instance(config, "lake+postgres" if postgres else "lake", load_extensions)[1]
 
 
 class LakeConnection:

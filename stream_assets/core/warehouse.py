@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 
 from stream_assets.core.config import duckdb_path, ducklake_settings
+from stream_assets.core.instances import LOCK as INSTANCES_LOCK, discard, process_instance
 from stream_assets.core.errors import InvalidValueError, LockTimeoutError, RowsOutsideWindowError, WarehouseError
 from stream_assets.core.lake import commit_attempts, connect_lake, table_write_lock
 from stream_assets.core.validation import check_rows
@@ -251,30 +251,6 @@ class Warehouse(DuckDBResource):
             return conn.execute(sql, list(params)).df()
 
 
-# One in-memory DuckDB per process and connection settings, kept for the life of the process: the warehouse file
-# is attached to it for each block and detached after (checkpointed, its lock released). Creating and closing
-# an instance costs ~12 ms, attaching and detaching ~3 ms: it adds up over the steps of an in-process run.
-_INSTANCES: dict[tuple, duckdb.DuckDBPyConnection] = {}
-_INSTANCES_LOCK = threading.Lock()
-
-
-def _instance(config: dict[str, object]) -> tuple[tuple, duckdb.DuckDBPyConnection]:
-    # The pid is part of the key: an instance made before a fork (Celery's worker pool) is never used after it.
-    key = (os.getpid(), tuple(sorted((name, str(value)) for name, value in config.items())))
-    with _INSTANCES_LOCK:
-        if key not in _INSTANCES:
-            _INSTANCES[key] = duckdb.connect(":memory:", config=config)
-        return key, _INSTANCES[key]
-
-
-def _discard(key: tuple) -> None:
-    """Close an instance that could not detach the file: closing releases the file whatever its state."""
-    with _INSTANCES_LOCK:
-        instance = _INSTANCES.pop(key, None)
-    if instance is not None:
-        instance.close()
-
-
 class AttachedFile:
     """A read-write connection to the DuckDB file at ``path``, in use (``USE``) under the alias ``warehouse``,
     with row groups of :data:`ROW_GROUP_ROWS` for what it writes; spills go beside the file, as with a plain
@@ -285,15 +261,15 @@ class AttachedFile:
     def __init__(self, path: Path, config: dict[str, object]) -> None:
         config.setdefault("temp_directory", f"{path}.tmp")
         attach = "ATTACH '" + str(path).replace("'", "''") + f"' AS {WAREHOUSE_ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
-        self._key, instance = _instance(config)
+        self._key, instance = process_instance(config)
         self.conn = instance.cursor()
         try:
             try:
                 self.conn.execute(attach)
             except duckdb.BinderException:  # still attached: an earlier detach failed; start on a new instance
                 self.conn.close()
-                _discard(self._key)
-                self._key, instance = _instance(config)
+                discard(self._key)
+                self._key, instance = process_instance(config)
                 self.conn = instance.cursor()
                 self.conn.execute(attach)
             self.conn.execute(f"USE {WAREHOUSE_ALIAS}")
@@ -311,10 +287,10 @@ class AttachedFile:
     def close(self) -> None:
         self.conn.close()  # rolls back a transaction left open
         try:
-            with _INSTANCES_LOCK:
+            with INSTANCES_LOCK:
                 self._instance.execute(f"DETACH {WAREHOUSE_ALIAS}")
         except duckdb.Error:
-            _discard(self._key)
+            discard(self._key)
 
 
 def as_naive_utc(value: dt.datetime) -> dt.datetime:

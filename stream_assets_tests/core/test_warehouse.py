@@ -272,14 +272,14 @@ def _count_in_another_process(path: str, queue) -> None:
 def test_each_block_releases_the_file_checkpointed_while_the_process_keeps_duckdb(tmp_path):
     import multiprocessing
 
-    from stream_assets.core import warehouse as warehouse_module
+    from stream_assets.core import instances
 
     path = tmp_path / "warehouse.duckdb"
     warehouse = Warehouse(database=str(path))
     for day in ("2026-03-01", "2026-03-02"):
         warehouse.replace(SERIES, _series(day, 1.0), TimeWindow.for_days(day))
     # One DuckDB instance served both writes in this process; the file was checkpointed and let go after each.
-    assert len([key for key in warehouse_module._INSTANCES if ("temp_directory", f"{path}.tmp") in key[1]]) == 1
+    assert len([key for key in instances._INSTANCES if ("temp_directory", f"{path}.tmp") in key[2]]) == 1
     assert not (tmp_path / "warehouse.duckdb.wal").exists()
     queue = multiprocessing.get_context("spawn").Queue()
     process = multiprocessing.get_context("spawn").Process(target=_count_in_another_process, args=(str(path), queue))
@@ -289,7 +289,7 @@ def test_each_block_releases_the_file_checkpointed_while_the_process_keeps_duckd
 
 
 def test_a_transaction_left_open_is_rolled_back_and_the_next_block_works(tmp_path):
-    from stream_assets.core import warehouse as warehouse_module
+    from stream_assets.core.instances import process_instance
 
     path = tmp_path / "warehouse.duckdb"
     warehouse = Warehouse(database=str(path))
@@ -299,7 +299,7 @@ def test_a_transaction_left_open_is_rolled_back_and_the_next_block_works(tmp_pat
         conn.execute("DELETE FROM test.series")  # never committed
     assert warehouse.query("SELECT count(*) AS n FROM test.series").n[0] == 4
     # An instance that still has the file attached (a detach that failed) is replaced, not reused.
-    _, instance = warehouse_module._instance({"temp_directory": f"{path}.tmp"})
+    _, instance = process_instance({"temp_directory": f"{path}.tmp"})
     instance.execute(f"ATTACH '{path}' AS warehouse")
     assert warehouse.query("SELECT count(*) AS n FROM test.series").n[0] == 4
     instance.close()

@@ -91,6 +91,8 @@ class ApiComponent(dg.Component, dg.Resolvable, dg.Model):
     http_backoff_seconds: Setting = None
     http_retry_after_cap_seconds: Setting = None
     http_max_response_mb: Setting = None
+    refresh_lookback_days: Setting = None
+    refresh_hours: Setting = None
 
     def naming(self, context: dg.ComponentLoadContext) -> Tenant:
         """The instance's names; a bad tenant name, or a second instance of this API with the same tenant,
@@ -115,7 +117,8 @@ class ApiComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def deployment_settings(self) -> dict[str, Any]:
         names = ("data_dir", "state_url", "http_request_seconds", "http_total_seconds", "http_retries",
-                 "http_backoff_seconds", "http_retry_after_cap_seconds", "http_max_response_mb")
+                 "http_backoff_seconds", "http_retry_after_cap_seconds", "http_max_response_mb",
+                 "refresh_lookback_days", "refresh_hours")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 

@@ -55,6 +55,10 @@ GROUPS = ("streamroot", "streamapi", "streamone", "streamtime")
 LIVE_SESSIONS = "streamapi/live_sessions"
 ITEM_VIEWS = "streamone/item_views_daily"  # only today's partition can be materialized
 LIVE_SENSOR = "streamapi_live_sessions_sensor"
+# Switched on by the demo: the live-session poll, and the refresh sensors that keep the closed days of each
+# instance equal to its source (README, "Keeping up with the source").
+DEMO_SENSORS = (LIVE_SENSOR, "streamtime_refresh_sensor", "streamtime_refresh_sensor_demo2", "streamroot_refresh_sensor",
+                "streamapi_refresh_sensor", "streamone_refresh_sensor")
 UI_WAIT_SECONDS = 180
 # Materialization runs log to the console at this level; their full (DEBUG) logs are in the UI.
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -234,18 +238,18 @@ START_SENSOR = """mutation($selector: SensorSelector!) {
 }"""
 
 
-def sensor_running() -> bool:
-    """Whether the instance already runs the live-session sensor (switched on by an earlier start)."""
+def running_sensors() -> set[str]:
+    """The sensors the instance already runs (switched on by an earlier start)."""
     import dagster as dg
     from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
 
     states = dg.DagsterInstance.get().all_instigator_state(instigator_type=InstigatorType.SENSOR)
-    return any(s.name == LIVE_SENSOR and s.status == InstigatorStatus.RUNNING for s in states)
+    return {s.name for s in states if s.status == InstigatorStatus.RUNNING}
 
 
-def start_live_sensor(url: str) -> str:
-    """Switch the live-session sensor on through the web server's GraphQL API (kept on in the instance)."""
-    selector = {"repositoryLocationName": "stream_assets", "repositoryName": "__repository__", "sensorName": LIVE_SENSOR}
+def start_sensor(url: str, name: str) -> str:
+    """Switch a sensor on through the web server's GraphQL API (kept on in the instance)."""
+    selector = {"repositoryLocationName": "stream_assets", "repositoryName": "__repository__", "sensorName": name}
     body = json.dumps({"query": START_SENSOR, "variables": {"selector": selector}}).encode()
     request = urllib.request.Request(f"{url}/graphql", body, {"Content-Type": "application/json"})
     deadline = time.monotonic() + 60  # the code location may still be loading
@@ -327,13 +331,17 @@ def main(argv: list[str] | None = None) -> None:
             return
         url = f"http://127.0.0.1:{args.port}"
         wait_for_ui(url, ui)
-        sensor = "on (already)" if sensor_running() else start_live_sensor(url)
+        running = running_sensors()
+        states = {name: "on (already)" if name in running else start_sensor(url, name) for name in DEMO_SENSORS}
+        sensor = states[LIVE_SENSOR]
+        refreshing = sum(state.startswith("on") for name, state in states.items() if name != LIVE_SENSOR)
         say(f"ready in {time.monotonic() - started:.0f}s")
         print(
             f"\n[demo] Dagster UI: {url}  (Ctrl-C stops the UI and the emulators)\n"
             f"[demo]   Assets > groups streamroot, streamtime, streamapi, streamone: partitions, metadata and checks of the last {args.days} days\n"
             f"[demo]   and streamtime_demo2: a second Streamtime organisation (tenant demo2), with a budget of its own\n"
-            f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor ({sensor}), other sensors and schedules (off)\n"
+            f"[demo]   Runs: the demo's materializations; Automation: the live-session sensor ({sensor}) and the refresh sensors "
+            f"({refreshing} of {len(DEMO_SENSORS) - 1} on), other sensors and schedules (off)\n"
             f"[demo]   Warehouse: {duckdb_path()}  (open it read-only with duckdb once the UI is stopped)\n"
             f"[demo]   Dagster's log lines at INFO and above follow; all of them: {home / 'webserver.log'}\n",
             flush=True,

@@ -44,6 +44,12 @@ def table_definition(table: Table, descriptions: Mapping[str, str] | None = None
     }
 
 
+# A daily asset is expected to have been materialized (yesterday's partition by the daily schedule, or a
+# refresh) within two days; a warning after 30 hours. Evaluated by Dagster once dagster.yaml has
+# `freshness: enabled: true` (README, "Keeping up with the source").
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=48), warn_window=dt.timedelta(hours=30))
+
+
 def ranged_backfill_policy() -> dg.BackfillPolicy:
     """A date-range backfill is one run over the whole range: the clients then ask for the range in as
     few requests as each API allows (and `dagster asset materialize --partition-range` works)."""
@@ -169,7 +175,9 @@ def table_metadata(frame: pd.DataFrame, window: TimeWindow | None, *, table: Tab
     ranged = (context is not None and context.has_partition_key_range
               and context.partition_key_range.start != context.partition_key_range.end)
     total = len(frame) if rows is None else rows
-    metadata: dict[str, Any] = {"preview": preview(frame, total=total)}
+    # When the rows were read from the source: the refresh sensor and the UI tell a stale day by it.
+    fetched_at = dg.MetadataValue.timestamp(dt.datetime.now(dt.timezone.utc))
+    metadata: dict[str, Any] = {"preview": preview(frame, total=total), "fetched_at": fetched_at}
     if not ranged:
         metadata["dagster/row_count"] = total
         if window is not None:
@@ -184,5 +192,9 @@ def table_metadata(frame: pd.DataFrame, window: TimeWindow | None, *, table: Tab
     if column is not None and isinstance(context.assets_def.partitions_def, dg.TimeWindowPartitionsDefinition):
         values = window_values if window_values is not None else frame[column]
         for key, (span, count) in _rows_per_partition(context, values).items():
-            context.add_asset_metadata({"dagster/row_count": count, "window": str(span)}, partition_key=key)
+            context.add_asset_metadata({"dagster/row_count": count, "window": str(span), "fetched_at": fetched_at},
+                                       partition_key=key)
+    else:
+        for key in keys:
+            context.add_asset_metadata({"fetched_at": fetched_at}, partition_key=key)
     return metadata

@@ -46,6 +46,16 @@ def start_date() -> str:
     return iso_date("STREAM_ASSETS_START_DATE", os.environ.get("STREAM_ASSETS_START_DATE") or DEFAULT_START_DATE)
 
 
+DEFAULT_SENSOR_SECONDS = 300
+
+
+def sensor_seconds() -> int:
+    """``STREAM_ASSETS_SENSOR_SECONDS``: the minimum interval of every sensor of the code location (read when
+    the definitions are built, since Dagster fixes it there; a bad value is a SettingError)."""
+    return int(env_number("STREAM_ASSETS_SENSOR_SECONDS", DEFAULT_SENSOR_SECONDS, minimum=1, integer=True,
+                          allow_zero=True))
+
+
 def env_or_default(name: str, default: str) -> str:
     return os.environ.get(name) or default
 

@@ -2,6 +2,8 @@
 log that tests can read, injectable faults, and a clean shutdown.
 
 A subclass implements :meth:`Emulator.handle`, turning one :class:`Request` into one :class:`Reply`.
+Its deterministic data can be given a changing past (:class:`PastChanges`): records added late to days
+already served, fields changed, records deleted, as real sources do after a day has closed.
 ``arrival_latency = (low, high)`` delays each request by a random number of seconds before it is stamped
 (``received_at``) and handled: network latency between a client's send and the server's arrival time.
 """
@@ -57,6 +59,42 @@ class Reply:
 
 
 @dataclass
+class PastChanges:
+    """What changed at the source after records were first served, per collection (a view, ``items``, one
+    account's ``recordings``...), keyed by each record's id:
+
+    - ``add`` a record late (time logged days later): served beside the generated ones, on its own date;
+    - ``change`` fields of a record (an invoice edited, an item retitled or archived);
+    - ``delete`` a record (generated or added). A record moved to another day is a ``delete``, then an
+      ``add`` with the same id on the new day.
+    """
+
+    added: dict[str, list[dict]] = field(default_factory=dict)
+    changed: dict[str, dict[Any, dict]] = field(default_factory=dict)
+    deleted: dict[str, set] = field(default_factory=dict)
+
+    def add(self, collection: str, record: dict) -> None:
+        self.added.setdefault(collection, []).append(dict(record))
+
+    def change(self, collection: str, record_id: Any, **fields: Any) -> None:
+        self.changed.setdefault(collection, {}).setdefault(record_id, {}).update(fields)
+
+    def delete(self, collection: str, record_id: Any, *, key: str = "id") -> None:
+        self.deleted.setdefault(collection, set()).add(record_id)
+        if collection in self.added:
+            self.added[collection] = [r for r in self.added[collection] if r[key] != record_id]
+
+    def apply(self, collection: str, rows: list[dict], *, key: str = "id",
+              keep_added: Callable[[dict], bool] = lambda record: True) -> list[dict]:
+        """``rows`` (generated) as the source holds them now: deleted ones dropped, changes applied, and the
+        added records that ``keep_added`` accepts (the caller's window) appended."""
+        gone, fields = self.deleted.get(collection, set()), self.changed.get(collection, {})
+        out = [{**row, **fields.get(row[key], {})} for row in rows if row[key] not in gone]
+        out += [{**row, **fields.get(row[key], {})} for row in self.added.get(collection, []) if keep_added(row)]
+        return out
+
+
+@dataclass
 class _Fault:
     matches: Callable[[Request], bool]
     reply: Reply
@@ -75,6 +113,7 @@ class Emulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.arrival_latency = arrival_latency  # (low, high) seconds, uniform, slept before arrival is stamped
+        self.past = PastChanges()  # late, changed and deleted records (tests change the source's past here)
 
     # --- subclass hook -------------------------------------------------------------------------
     def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -32,9 +32,15 @@ _HTTP_SETTINGS = (
 )
 
 
+DEFAULT_REFRESH_HOURS = 24.0
+
+
 class DeploymentSettings(dg.ConfigurableResource):
-    """Where this account's shared state lives and how its requests are bounded (each empty field: its
-    ``STREAM_ASSETS_*`` variable, then the default)."""
+    """Where this account's shared state lives, how its requests are bounded and how often its closed days
+    are fetched again (each empty field: its ``STREAM_ASSETS_*`` or ``<API>_*`` variable, then the default)."""
+
+    # The variable of ``refresh_lookback_days`` for this API (``STREAMTIME_REFRESH_LOOKBACK_DAYS``, ...).
+    refresh_lookback_variable: ClassVar[str] = "STREAM_ASSETS_REFRESH_LOOKBACK_DAYS"
 
     data_dir: Optional[str] = Field(default=None, description="Folder of the SQLite state and staged pages; "
                                     "empty: $STREAM_ASSETS_DATA_DIR or ./data")
@@ -52,6 +58,14 @@ class DeploymentSettings(dg.ConfigurableResource):
                                                         "empty: $STREAM_ASSETS_HTTP_RETRY_AFTER_CAP_SECONDS or 300")
     http_max_response_mb: Optional[str] = Field(default=None, description="Largest answer read; empty: "
                                                 "$STREAM_ASSETS_HTTP_MAX_RESPONSE_MB or 64")
+
+    refresh_lookback_days: Optional[str] = Field(
+        default=None, description="How many closed days before today the refresh sensor fetches again, for every "
+        "daily asset of this account; empty: $<API>_REFRESH_LOOKBACK_DAYS, else each asset's own default (README, "
+        "'Keeping up with the source')")
+    refresh_hours: Optional[str] = Field(default=None, description="Each day inside the lookback is fetched again at "
+                                         "least this often (hours, fractions allowed); empty: "
+                                         f"$STREAM_ASSETS_REFRESH_HOURS or {DEFAULT_REFRESH_HOURS:g}")
 
     def setting(self, field: str, variable: str) -> tuple[str, str | None]:
         """``(name for errors, raw value)`` of a setting: the field when set, else the variable."""
@@ -71,6 +85,16 @@ class DeploymentSettings(dg.ConfigurableResource):
         megabytes = config.number(name, raw, default.max_response_bytes / 2**20)
         return TransportPolicy(connect_seconds=min(default.connect_seconds, values["request_seconds"]),
                                retries=int(values.pop("retries")), max_response_bytes=int(megabytes * 2**20), **values)
+
+    def refresh_lookback(self, default: int) -> int:
+        """Closed days an asset's refresh covers: the account's setting when given, else ``default`` (the
+        asset's own). Zero turns the refresh off."""
+        name, raw = self.setting("refresh_lookback_days", self.refresh_lookback_variable)
+        return int(config.number(name, raw, default, integer=True, allow_zero=True))
+
+    def refresh_period_hours(self) -> float:
+        name, raw = self.setting("refresh_hours", "STREAM_ASSETS_REFRESH_HOURS")
+        return config.number(name, raw, DEFAULT_REFRESH_HOURS)
 
     def data_directory(self) -> Path:
         _, raw = self.setting("data_dir", "STREAM_ASSETS_DATA_DIR")

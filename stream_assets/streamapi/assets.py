@@ -13,8 +13,10 @@ import json
 import dagster as dg
 import pandas as pd
 
-from stream_assets.core.assets import (api_errors, api_resource, daily_partitions, partition_window,
-                                       ranged_backfill_policy, table_definition, table_metadata)
+from stream_assets.core.assets import (
+    DAILY_FRESHNESS, api_errors, api_resource, daily_partitions, partition_window, ranged_backfill_policy,
+    table_definition, table_metadata,
+)
 from stream_assets.core.tenants import Tenant
 from stream_assets.core.validation import count_not_understood
 from stream_assets.core.warehouse import Table
@@ -26,6 +28,9 @@ GROUP = DEFAULT_TENANT.group
 SCHEMA = DEFAULT_TENANT.schema
 # A month of recordings per request keeps replies small (the API has no paging) and a year to 12 requests.
 RECORDINGS_SPAN = dt.timedelta(days=31)
+# Closed days the refresh sensor fetches again: recordings are removed (or their processing finishes) within
+# days of the broadcast; two weeks cover a broadcaster's clean-up.
+REFRESH_LOOKBACK_DAYS = {"video_recordings": 14}
 POLL_KEY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 RECORDINGS = Table(SCHEMA, "video_recordings", (
@@ -128,7 +133,7 @@ def build_assets(tenant: Tenant, start_date: str | None = None) -> list[dg.Asset
                                                             live_set=live_set_fingerprint(sessions)))
 
     recordings_asset = dg.asset(
-        key=[tenant.prefix, recordings_table.name], group_name=tenant.group, partitions_def=daily_partitions(start_date),
+        key=[tenant.prefix, recordings_table.name], group_name=tenant.group, partitions_def=daily_partitions(start_date), freshness_policy=DAILY_FRESHNESS,
         backfill_policy=ranged_backfill_policy(), kinds={"duckdb", "python"}, required_resource_keys=resource_keys,
         metadata=_metadata(recordings_table),
         description="Live-session recordings by UTC creation day (video/list with start_date/end_date in epoch ms).",

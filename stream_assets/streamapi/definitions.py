@@ -3,8 +3,9 @@ the default instance (credentials from STREAMAPI_KEY / STREAMAPI_SECRET, today's
 
 import dagster as dg
 
+from stream_assets.core.refresh import build_refresh
 from stream_assets.core.tenants import Tenant
-from stream_assets.streamapi.assets import DEFAULT_TENANT, build_assets
+from stream_assets.streamapi.assets import DEFAULT_TENANT, REFRESH_LOOKBACK_DAYS, build_assets
 from stream_assets.streamapi.resources import StreamApiResource
 from stream_assets.streamapi.sensors import build_jobs, build_sensors
 
@@ -20,7 +21,9 @@ def build_defs(tenant: Tenant, resource: StreamApiResource, *, start_date: str |
     jobs = build_jobs(tenant)
     poll_seconds = resource.poll_seconds_at_load() if live_poll_seconds is None else live_poll_seconds
     sensors = build_sensors(tenant, assets, job=jobs[0], poll_seconds=poll_seconds)
-    return dg.Definitions(assets=assets, jobs=jobs, sensors=sensors, resources={tenant.resource_key: resource})
+    refresh_job, refresh_sensor = build_refresh(tenant, assets, REFRESH_LOOKBACK_DAYS, "StreamAPI")
+    return dg.Definitions(assets=assets, jobs=[*jobs, refresh_job], sensors=[*sensors, refresh_sensor],
+                          resources={tenant.resource_key: resource})
 
 
 defs = build_defs(DEFAULT_TENANT,

@@ -133,7 +133,14 @@ class StreamApiEmulator(Emulator):
                         "url": f"http://videos.streamapi.com/{video_id}.flv",
                         "embed_code": f'<embed src="http://player.streamapi.com/v/{video_id}"/>',
                     })
+        found = self.past.apply(self.recordings_collection(key), found,
+                                keep_added=lambda v: start_ms <= int(v["creation_date"]) <= end_ms)
         return sorted(found, key=lambda v: int(v["creation_date"]))
+
+    @staticmethod
+    def recordings_collection(key: str) -> str:
+        """The name under which ``past`` holds the late, changed and deleted recordings of one account."""
+        return f"recordings/{key}"
 
     # --- HTTP --------------------------------------------------------------------------------
     def handle(self, request: Request) -> Reply:

@@ -9,7 +9,7 @@ URL, the transport policy and the rid sequence as arguments.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import ClassVar, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -40,6 +40,8 @@ def poll_seconds_at_load(configured: str | None = None) -> int:
 class StreamApiResource(DeploymentSettings):
     """One StreamAPI account: its key and secret (the secret never leaves the signer), its base URL and how
     often its live list is polled."""
+
+    refresh_lookback_variable: ClassVar[str] = "STREAMAPI_REFRESH_LOOKBACK_DAYS"
 
     key: str = Field(description="API key (the default instance reads STREAMAPI_KEY); it also names the rid "
                      "sequence, so instances with the same key share one")

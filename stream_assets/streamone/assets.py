@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import (
-    api_errors, api_resource, daily_partitions, partition_window, ranged_backfill_policy, table_definition,
+    DAILY_FRESHNESS, api_errors, api_resource, daily_partitions, partition_window, ranged_backfill_policy, table_definition,
     table_metadata,
 )
 from stream_assets.core.config import iso_date
@@ -34,6 +34,9 @@ LIVESTREAMS = Table(SCHEMA, "livestreams", (
 ITEM_VIEWS = Table(SCHEMA, "item_views_daily", (("day", "DATE"), ("item_id", "VARCHAR"), ("views", "BIGINT")), "day",
                    key=("day", "item_id"), non_negative=("views",))
 ITEMS_KEY = dg.AssetKey([SCHEMA, "items"])
+# Closed days the refresh sensor fetches again: items are archived, retitled and re-described for weeks after
+# upload. `item_views_daily` is not refreshed: the API only tells today's views.
+REFRESH_LOOKBACK_DAYS = {"items": 30}
 ITEMS_CHECK = "positive_duration_and_created_in_partition"
 
 # Per table, what each column holds (reference/apis.md §3, the vendor's item/view page; "assumed" where the
@@ -119,7 +122,7 @@ def build_items(tenant: Tenant, partitions: dg.PartitionsDefinition) -> dg.Asset
             check_results=[check])
 
     return dg.asset(
-        **_asset_options(tenant, table), partitions_def=partitions, backfill_policy=ranged_backfill_policy(),
+        **_asset_options(tenant, table), partitions_def=partitions, backfill_policy=ranged_backfill_policy(), freshness_policy=DAILY_FRESHNESS,
         check_specs=[dg.AssetCheckSpec(ITEMS_CHECK, asset=key, description="Every item has a positive duration "
                                        "and a creation date inside its partition.")],
         description="Items (videos and audio), archived and live, by UTC creation day. item/view is asked for the "
@@ -167,7 +170,7 @@ def build_item_views(tenant: Tenant, partitions: dg.PartitionsDefinition) -> dg.
         return dg.MaterializeResult(metadata=table_metadata(frame, window, table=table, requests=client.requests_made))
 
     return dg.asset(
-        **_asset_options(tenant, table), partitions_def=partitions,
+        **_asset_options(tenant, table), partitions_def=partitions, freshness_policy=DAILY_FRESHNESS,
         description="Views per item per snapshot day. The API only reports each item's current total, so this table "
         "is a time series the API itself does not keep: only today's partition (UTC) can be materialized, by the "
         "daily schedule; past days cannot be backfilled and are refused.",

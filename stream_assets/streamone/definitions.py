@@ -2,8 +2,9 @@
 
 import dagster as dg
 
+from stream_assets.core.refresh import build_refresh
 from stream_assets.core.tenants import Tenant
-from stream_assets.streamone.assets import build_assets
+from stream_assets.streamone.assets import REFRESH_LOOKBACK_DAYS, build_assets
 from stream_assets.streamone.resources import StreamOneResource
 from stream_assets.streamone.schedules import build_schedules
 
@@ -13,10 +14,12 @@ def build_defs(tenant: Tenant, resource: StreamOneResource, *, start_date: str |
     (YYYY-MM-DD) is its first daily partition (default: STREAM_ASSETS_START_DATE)."""
     assets = build_assets(tenant, start_date)
     scheduling = build_schedules(tenant, assets)
+    refresh_job, refresh_sensor = build_refresh(tenant, assets, REFRESH_LOOKBACK_DAYS, "StreamOne")
     return dg.Definitions(
         assets=assets,
-        jobs=scheduling.jobs,
+        jobs=[*scheduling.jobs, refresh_job],
         schedules=scheduling.schedules,
+        sensors=[refresh_sensor],
         resources={tenant.resource_key: resource},
     )
 

@@ -126,10 +126,11 @@ class StreamOneEmulator(Emulator):
                 self._items = [item for day in range((now.date() - self.data_start.date()).days + 1)
                                for item in self._items_of(self.data_start.date() + dt.timedelta(days=day))]
                 self._items_until = now.date()
-            items = [dict(item) for item in self._items if item["datecreated"] <= now]
+            items = [dict(item) for item in self.past.apply("items", self._items, keep_added=lambda i: True)
+                     if item["datecreated"] <= now]
         for item in items:
             age_days = (now - item["datecreated"]).total_seconds() / 86400
-            item["views"] = int(item.pop("popularity") * (1 + age_days) ** 0.5)
+            item["views"] = int(item.pop("popularity", 1) * (1 + age_days) ** 0.5)
         return items
 
     def _items_of(self, day: dt.date) -> list[dict]:

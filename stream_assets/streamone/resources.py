@@ -8,7 +8,7 @@ URL, the transport policy, the authentication type, the account and the timezone
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field
@@ -26,6 +26,8 @@ DEFAULT_TIMEZONE = "UTC"
 class StreamOneResource(DeploymentSettings):
     """One StreamOne actor (a user or an application) and its pre-shared key, with the account(s) it reads
     and the timezone its requests are written in."""
+
+    refresh_lookback_variable: ClassVar[str] = "STREAMONE_REFRESH_LOOKBACK_DAYS"
 
     actor_id: str = Field(description="User or application id that signs the requests (the default instance "
                           "reads STREAMONE_ACTOR_ID)")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from stream_assets.core import config
 from stream_assets.core.assets import (
+    DAILY_FRESHNESS,
     PREVIEW_ROWS,
     api_errors,
     api_resource,
@@ -34,6 +35,9 @@ from stream_assets.streamroot.endpoints import BY_NAME, ENDPOINTS, SCHEMA, Endpo
 from stream_assets.streamroot.resources import StreamrootResource
 
 DEFAULT_TENANT = Tenant(SCHEMA)
+# Closed days the refresh sensor fetches again, per asset: CDN and peer statistics settle within hours (late
+# session reports), so three days cover them; the KPIs are recomputed from the same days.
+REFRESH_LOOKBACK_DAYS = {**{endpoint.name: 3 for endpoint in ENDPOINTS}, "daily_kpis": 3}
 GROUP = DEFAULT_TENANT.group
 POINTS_PER_DAY = 288  # 5-minute grain
 
@@ -94,7 +98,7 @@ def build_endpoint_asset(endpoint: Endpoint, tenant: Tenant = DEFAULT_TENANT, *,
         key=key,
         group_name=tenant.group,
         description=f"{endpoint.description} Source: POST /v3/customers/{{customer}}/{endpoint.path}.",
-        partitions_def=partitions or daily_partitions(),
+        partitions_def=partitions or daily_partitions(), freshness_policy=DAILY_FRESHNESS,
         backfill_policy=ranged_backfill_policy(),
         check_specs=checks,
         kinds={"duckdb", "python"},
@@ -191,7 +195,7 @@ def build_kpi_asset(tenant: Tenant = DEFAULT_TENANT, *,
         group_name=tenant.group,
         description="Daily KPIs per Streamroot key: buffering rate = buffered / (played + buffered), "
         "P2P offload = p2p / (p2p + cdn), peak and 95th-percentile audience. Computed in DuckDB.",
-        partitions_def=partitions or daily_partitions(),
+        partitions_def=partitions or daily_partitions(), freshness_policy=DAILY_FRESHNESS,
         backfill_policy=ranged_backfill_policy(),
         deps=[dg.AssetKey([tenant.prefix, name]) for name in KPI_INPUTS],
         kinds={"duckdb", "sql"},

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import dagster as dg
 
+from stream_assets.core.refresh import build_refresh
 from stream_assets.core.tenants import Tenant
-from stream_assets.streamroot.assets import DEFAULT_TENANT, build_assets
+from stream_assets.streamroot.assets import DEFAULT_TENANT, REFRESH_LOOKBACK_DAYS, build_assets
 from stream_assets.streamroot.resources import StreamrootResource
 from stream_assets.streamroot.schedules import build_job, build_schedules
 
 
 def build_defs(tenant: Tenant, resource: StreamrootResource, *, start_date: str | None = None) -> dg.Definitions:
-    """One Streamroot instance: its assets (and their checks), job and schedule, named for ``tenant``, with
+    """One Streamroot instance: its assets (and their checks), job, schedule and refresh sensor, named for ``tenant``, with
     ``resource`` under the tenant's resource key (``streamroot``, ``streamroot_acme``, ...). Daily partitions
     start at ``start_date`` (YYYY-MM-DD; None: ``STREAM_ASSETS_START_DATE``). The warehouse is shared: the
     code location provides it under the key ``warehouse``."""
     job = build_job(tenant)
+    assets = build_assets(tenant, start_date)
+    refresh_job, refresh_sensor = build_refresh(tenant, assets, REFRESH_LOOKBACK_DAYS, "Streamroot")
     return dg.Definitions(
-        assets=build_assets(tenant, start_date),
-        jobs=[job],
+        assets=assets,
+        jobs=[job, refresh_job],
         schedules=build_schedules(tenant, job),
+        sensors=[refresh_sensor],
         resources={tenant.resource_key: resource},
     )
 

@@ -10,7 +10,7 @@ location from loading.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar, Optional
 
 from pydantic import Field
 
@@ -26,6 +26,8 @@ class StreamrootResource(DeploymentSettings):
     """One Streamroot customer: its API key and customer id, the API root and the content filter (the
     default instance reads ``STREAMROOT_API_KEY``/``STREAMROOT_CUSTOMER_ID``; an empty ``base_url`` reads
     ``STREAMROOT_BASE_URL``)."""
+
+    refresh_lookback_variable: ClassVar[str] = "STREAMROOT_REFRESH_LOOKBACK_DAYS"
 
     api_key: str = Field(description="API key (Authorization: API-Key ...); the default instance takes "
                          "$STREAMROOT_API_KEY, another account its own variable")

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import (
-    PREVIEW_ROWS, api_errors, api_resource, daily_partitions, partition_window, ranged_backfill_policy,
+    DAILY_FRESHNESS, PREVIEW_ROWS, api_errors, api_resource, daily_partitions, partition_window, ranged_backfill_policy,
     table_definition, table_metadata,
 )
 from stream_assets.core.staging import Staging, Written, rows_to_arrow
@@ -18,7 +18,7 @@ from stream_assets.core.tenants import Tenant
 from stream_assets.core.warehouse import Table, Warehouse
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime.client import EntityRows, StreamtimeClient
-from stream_assets.streamtime.entities import BY_VIEW, COLUMN_DESCRIPTIONS, ENTITIES, SCHEMA, Entity
+from stream_assets.streamtime.entities import BY_NAME, BY_VIEW, COLUMN_DESCRIPTIONS, ENTITIES, SCHEMA, Entity
 from stream_assets.streamtime.report import Statistic
 
 DEFAULT = Tenant("streamtime")
@@ -45,6 +45,7 @@ DAILY_FIGURES = (
     DailyFigure("quote_total_ex_tax", "quotes", "sum", ("quote_currency_total_amount_ex_tax",)),
 )
 STATISTICS_VIEWS = tuple(dict.fromkeys(f.view for f in DAILY_FIGURES))
+STATISTICS_LOOKBACK_DAYS = 35  # the figures of invoices and quotes, which change until the month is closed
 STATISTICS_TABLE = Table(SCHEMA, "daily_statistics", (("day", "DATE"), *((f.column, "DOUBLE") for f in DAILY_FIGURES)), "day",
                          key=("day",))
 STATISTICS_DESCRIPTIONS = {
@@ -111,6 +112,7 @@ def build_entity_asset(entity: Entity, tenant: Tenant = DEFAULT,
     @dg.asset(
         key=[tenant.prefix, entity.name], group_name=tenant.group, pool=tenant.pool, description=description,
         kinds={"duckdb", "python"}, partitions_def=(partitions or PARTITIONS) if partitioned else None,
+        freshness_policy=DAILY_FRESHNESS if partitioned else None,
         backfill_policy=ranged_backfill_policy() if partitioned else None,
         required_resource_keys={tenant.resource_key, "warehouse"},
         metadata=table_definition(table, COLUMN_DESCRIPTIONS),
@@ -160,7 +162,7 @@ def build_statistics_asset(tenant: Tenant = DEFAULT,
 
     @dg.asset(
         key=[tenant.prefix, "daily_statistics"], group_name=tenant.group, pool=tenant.pool,
-        partitions_def=partitions or PARTITIONS, backfill_policy=ranged_backfill_policy(), kinds={"duckdb", "python"},
+        partitions_def=partitions or PARTITIONS, backfill_policy=ranged_backfill_policy(), freshness_policy=DAILY_FRESHNESS, kinds={"duckdb", "python"},
         required_resource_keys={tenant.resource_key, "warehouse"},
         metadata=table_definition(table, STATISTICS_DESCRIPTIONS),
         description="Logged minutes and entries, invoice and quote totals per day, from POST /report (per view: one "
@@ -184,6 +186,15 @@ def build_assets(tenant: Tenant = DEFAULT, start_date: str | None = None) -> lis
     partitions = daily_partitions(start_date) if start_date else PARTITIONS
     return [*(build_entity_asset(entity, tenant, partitions) for entity in ENTITIES),
             build_statistics_asset(tenant, partitions)]
+
+
+def build_checks(tenant: Tenant, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """The drift check (streamtime/drift.py) of every daily entity whose view has a report."""
+    from stream_assets.streamtime.drift import DRIFT_FIGURES, build_drift_check
+
+    daily = {a.key.path[-1]: a for a in partitioned(assets)}
+    return [build_drift_check(BY_NAME[name], tenant, daily[name].partitions_def)
+            for name in DRIFT_FIGURES if name in daily]
 
 
 def partitioned(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:

@@ -330,9 +330,13 @@ class StreamtimeEmulator(Emulator):
         """The records a search view holds, as served flat (dated views: those of days first..last), by id."""
         spec = VIEWS[view]
         if spec.date_field is not None:
-            rows = [r for day in self._days(first, last) for r in self._day(day)[view]]
+            days = self._days(first, last)
+            rows = [r for day in days for r in self._day(day)[view]]
+            span = (days[0].isoformat(), days[-1].isoformat()) if days else None
+            rows = self.past.apply(view, rows, keep_added=lambda r: span is not None and
+                                   span[0] <= str(_get(r, spec.date_field) or "")[:10] <= span[1])
         else:
-            rows = self._undated(view)
+            rows = self.past.apply(view, self._undated(view))
         overrides = self.record_overrides.get(view)
         rows = [{**r, **overrides} for r in rows] if overrides else rows
         return sorted(rows, key=lambda r: r["id"])

@@ -26,6 +26,8 @@ class Entity:
     date_selectors: tuple[str, ...] = ()  # preferred date selectors of the view, first listed wins
     # additional data the asset stores: additionalData key -> (column, attribute of the additional object)
     additional: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # closed days the source may still change (the refresh lookback; README, "Keeping up with the source")
+    refresh_lookback_days: int = 0
 
     @property
     def partitioned(self) -> bool:
@@ -51,13 +53,18 @@ class Entity:
 
 
 ENTITIES: tuple[Entity, ...] = (
+    # Time and expenses are logged late and corrected until timesheets are approved (two weekly cycles);
+    # invoices and quotes are edited, re-dated and voided until the month is closed; a job's created day
+    # only gains the jobs created late on it, its later edits are kept by the snapshot-like refresh of a week.
     Entity("logged_times", "time", models.LoggedTime, "loggedTime", "date", ("logged_time_date", "date"),
-           additional={"jobItem": ("job_item_name", "name")}),
+           additional={"jobItem": ("job_item_name", "name")}, refresh_lookback_days=14),
     Entity("logged_expenses", "expenses", models.LoggedExpense, "loggedExpense", "date",
-           ("logged_expense_date", "date")),
-    Entity("invoices", "invoices", models.Invoice, "invoice", "invoice_date", ("invoice_date",)),
-    Entity("quotes", "quotes", models.Quote, "quote", "quote_date", ("quote_date",)),
-    Entity("jobs", "jobs", models.Job, "job", "job_created_datetime", ("job_created_date", "job_created_datetime")),
+           ("logged_expense_date", "date"), refresh_lookback_days=14),
+    Entity("invoices", "invoices", models.Invoice, "invoice", "invoice_date", ("invoice_date",),
+           refresh_lookback_days=35),
+    Entity("quotes", "quotes", models.Quote, "quote", "quote_date", ("quote_date",), refresh_lookback_days=35),
+    Entity("jobs", "jobs", models.Job, "job", "job_created_datetime", ("job_created_date", "job_created_datetime"),
+           refresh_lookback_days=7),
     Entity("job_items", "job_items", models.JobItem, "jobItem"),
     Entity("job_item_users", "job_item_users", models.JobItemUser, "jobItemUser"),
     Entity("job_phases", "job_phases", models.JobPhase, "jobPhase"),

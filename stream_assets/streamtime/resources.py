@@ -4,7 +4,7 @@ per-entity choice of date selector where the view's setup leaves it open."""
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Callable, ClassVar
 
 from pydantic import Field
 
@@ -34,6 +34,8 @@ class StreamtimeResource(DeploymentSettings):
     """One Streamtime organisation: its key, and the budgets every process sharing that key shares.
 
     Each optional field left empty falls back to its ``STREAMTIME_*`` variable, then to the default."""
+
+    refresh_lookback_variable: ClassVar[str] = "STREAMTIME_REFRESH_LOOKBACK_DAYS"
 
     api_key: str = Field(description="Organisation API key (Authorization: Bearer ...); from STREAMTIME_API_KEY")
     base_url: str | None = Field(default=None, description=f"API root; empty means $STREAMTIME_BASE_URL or {DEFAULT_BASE_URL}")

@@ -2,15 +2,22 @@
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from stream_assets.core import config
 from stream_assets.core.assets import api_resource, closed_day
+from stream_assets.core.refresh import RefreshTarget, build_refresh_sensor
 from stream_assets.core.tenants import Tenant
-from stream_assets.streamtime.assets import DEFAULT, STATISTICS_VIEWS, assets as default_assets, partitioned, snapshots
-from stream_assets.streamtime.entities import ENTITIES
+from stream_assets.streamtime.assets import (
+    DEFAULT, STATISTICS_LOOKBACK_DAYS, STATISTICS_VIEWS, assets as default_assets, partitioned, snapshots,
+)
+from stream_assets.streamtime.client import MAX_LIMIT, REPORT_CHUNK_DAYS
+from stream_assets.streamtime.drift import DRIFT_CHECK, DRIFT_FIGURES
+from stream_assets.streamtime.entities import BY_NAME, ENTITIES
 
 # What one partition's run costs at most: per daily entity one /search/setup, one search (a day fits in one page)
 # and the empty page that proves the short one was the end (core/paging.py); per statistics view one
@@ -30,10 +37,47 @@ class Scheduling:
     daily_schedule: dg.ScheduleDefinition
     snapshot_schedule: dg.ScheduleDefinition
     budget_sensor: dg.SensorDefinition
+    refresh_sensor: dg.SensorDefinition
+    drift_check_job: Any
 
     @property
     def jobs(self) -> list:
-        return [self.daily_job, self.snapshot_job]
+        return [self.daily_job, self.snapshot_job, self.drift_check_job]
+
+    @property
+    def sensors(self) -> list[dg.SensorDefinition]:
+        return [self.budget_sensor, self.refresh_sensor]
+
+
+def _search_cost(days: int, rows: int) -> int:
+    """Requests of one entity over a range: its /search/setup, the pages, and the probe after a short page."""
+    return 2 + math.ceil((rows + 1) / MAX_LIMIT)
+
+
+def _report_cost(views: int) -> Any:
+    """Requests of reports over a range: per view its /report/setup and one report per chunk of days."""
+    return lambda days, rows=0: views * (1 + math.ceil(days / REPORT_CHUNK_DAYS))
+
+
+def refresh_targets(tenant: Tenant, daily: list[dg.AssetsDefinition]) -> list[RefreshTarget]:
+    """Every daily asset of the instance with its lookback, request cost and drift check."""
+    targets = []
+    for asset in daily:
+        entity = BY_NAME.get(asset.key.path[-1])
+        check = dg.AssetCheckKey(asset.key, DRIFT_CHECK) if entity and entity.name in DRIFT_FIGURES else None
+        targets.append(RefreshTarget(
+            asset.key, asset.partitions_def,
+            entity.refresh_lookback_days if entity else STATISTICS_LOOKBACK_DAYS,
+            drift_check=check, cost=_search_cost if entity else _report_cost(len(STATISTICS_VIEWS)),
+            check_cost=_report_cost(1) if check else (lambda days: 0)))
+    return targets
+
+
+def _requests_left(streamtime: Any) -> tuple[float, str]:
+    """The requests left in the tightest of the organisation's request budgets, and which one it is."""
+    remaining = streamtime.limiter().remaining()
+    label, left = min(((k, v) for k, v in remaining.items() if "requests" in k), key=lambda kv: kv[1])
+    return left, f"Streamtime budget {label}"
 
 
 def partitions_to_refresh(instance: dg.DagsterInstance, keys: list[str],
@@ -55,8 +99,16 @@ def build_scheduling(tenant: Tenant, assets: list[dg.AssetsDefinition]) -> Sched
     """The daily schedule, the snapshot schedule and the budget-aware catch-up sensor of one instance."""
     daily, snapshot = partitioned(assets), snapshots(assets)
     partitions = daily[0].partitions_def
-    daily_job = dg.define_asset_job(tenant.named("streamtime_daily"), selection=[a.key for a in daily],
+    # The drift checks run in a job of their own (the refresh sensor's, or from the UI): after a fetch they
+    # would only spend budget confirming it.
+    daily_job = dg.define_asset_job(tenant.named("streamtime_daily"),
+                                    selection=dg.AssetSelection.assets(*[a.key for a in daily]).without_checks(),
                                     description="Every partitioned Streamtime asset for one day (or a range).")
+    targets = refresh_targets(tenant, daily)
+    drift_check_job = dg.define_asset_job(
+        tenant.named("streamtime_drift_check"),
+        selection=dg.AssetSelection.checks(*[t.drift_check for t in targets if t.drift_check]),
+        description="Compares days of the warehouse with Streamtime's own report (one report per view and month).")
     snapshot_job = dg.define_asset_job(tenant.named("streamtime_snapshots"), selection=[a.key for a in snapshot])
 
     @dg.schedule(name=tenant.named("streamtime_daily_schedule"), job=daily_job, cron_schedule="30 0 * * *",
@@ -72,7 +124,7 @@ def build_scheduling(tenant: Tenant, assets: list[dg.AssetsDefinition]) -> Sched
         """At 01:00 UTC: every snapshot (companies, contacts, users, job items and their users, phases, milestones, line items)."""
         return dg.RunRequest(run_key=context.scheduled_execution_time.date().isoformat())
 
-    @dg.sensor(name=tenant.named("streamtime_budget_sensor"), job=daily_job, minimum_interval_seconds=300,
+    @dg.sensor(name=tenant.named("streamtime_budget_sensor"), job=daily_job, minimum_interval_seconds=config.sensor_seconds(),
                default_status=dg.DefaultSensorStatus.STOPPED, required_resource_keys={tenant.resource_key},
                description="Requests runs for missing or stale Streamtime days, newest first, only as many as the "
                "remaining hourly request budget can serve.")
@@ -102,7 +154,12 @@ def build_scheduling(tenant: Tenant, assets: list[dg.AssetsDefinition]) -> Sched
             cursor=json.dumps(in_flight),
         )
 
-    return Scheduling(daily_job, snapshot_job, daily_schedule, snapshot_schedule, budget_sensor)
+    refresh_sensor = build_refresh_sensor(
+        name=tenant.named("streamtime_refresh_sensor"), api=f"Streamtime ({tenant.group})", job=daily_job,
+        targets=targets, resource_key=tenant.resource_key, minimum_interval_seconds=config.sensor_seconds(),
+        budget=_requests_left, budget_share=SENSOR_SHARE, check_job=drift_check_job)
+    return Scheduling(daily_job, snapshot_job, daily_schedule, snapshot_schedule, budget_sensor, refresh_sensor,
+                      drift_check_job)
 
 
 # The default instance's, for scripts and tests (the code location builds its own through components.py).
@@ -110,3 +167,4 @@ _default = build_scheduling(DEFAULT, default_assets)
 daily_job, snapshot_job = _default.daily_job, _default.snapshot_job
 streamtime_daily_schedule, streamtime_snapshot_schedule = _default.daily_schedule, _default.snapshot_schedule
 streamtime_budget_sensor = _default.budget_sensor
+streamtime_refresh_sensor = _default.refresh_sensor

@@ -138,6 +138,26 @@ def open_page(page, url: str) -> None:
         skip.first.click()
 
 
+def open_materialize_dialog(page, asset: str, attempts: int = 3):
+    """The launch dialog and its partition selection. On a loaded machine the dialog can open before the
+    partition status has loaded and stay without its selection field: such an attempt is closed and the page
+    loaded again, rather than failing the test on one slow answer."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, attempts + 1):
+        open_page(page, asset)
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.get_by_role("dialog")
+        selection = dialog.get_by_placeholder("No matching partitions")
+        try:
+            selection.wait_for(timeout=60_000)
+            return dialog, selection
+        except PlaywrightTimeout:
+            if attempt == attempts:
+                raise
+            page.keyboard.press("Escape")
+
+
 def rows_per_day(warehouse: Path, days: list[str]) -> dict[str, int] | None:
     """Rows of streamroot.traffic_timeseries per day, or None while a writer holds the file."""
     try:
@@ -185,10 +205,7 @@ def test_the_ui_shows_the_catalog_and_an_asset_and_launches_a_range_backfill(dag
         assert re.search(r"Passed|Succeeded", page.inner_text("body")), page.inner_text("body")[:2000]
 
     with step(page, "materialize-dialog"):
-        open_page(page, asset)
-        page.get_by_role("button", name="Materialize…").click()
-        dialog = page.get_by_role("dialog")
-        selection = dialog.get_by_placeholder("No matching partitions")
+        dialog, selection = open_materialize_dialog(page, asset)
         selection.fill(f"[{BACKFILL_DAYS[0]}...{BACKFILL_DAYS[-1]}]")
         selection.press("Enter")
         dialog.get_by_text("3 partitions").wait_for()

@@ -60,8 +60,8 @@ def test_a_tenant_reads_its_own_account_into_its_own_schema(acme, acme_resource,
     resources = {"streamapi_acme": acme_resource, "warehouse": warehouse}
     assert {a.key for a in defs.assets} == {RECORDINGS_KEY, THEMES_KEY, LIVE_KEY}
     assert {a.group_names_by_key[a.key] for a in defs.assets} == {"streamapi_acme"}
-    assert [j.name for j in defs.jobs] == ["streamapi_live_sessions_job_acme"]
-    assert [s.name for s in defs.sensors] == ["streamapi_live_sessions_sensor_acme"]
+    assert [j.name for j in defs.jobs] == ["streamapi_live_sessions_job_acme", "streamapi_refresh_acme"]
+    assert [s.name for s in defs.sensors] == ["streamapi_live_sessions_sensor_acme", "streamapi_refresh_sensor_acme"]
     assert all(d.name.endswith("_acme") for d in [*defs.jobs, *(defs.schedules or ()), *defs.sensors])
     assert next(iter(defs.sensors)).minimum_interval_seconds == 30
 

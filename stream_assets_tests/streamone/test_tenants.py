@@ -129,8 +129,8 @@ def test_a_tenant_writes_its_own_account_into_its_own_schema(default_account_in_
 def test_a_tenant_names_its_jobs_schedules_partitions_and_tables():
     defs = build_defs(ACME, StreamOneResource(actor_id="a", psk="p"), start_date=START_DATE)
     names = [job.name for job in defs.jobs] + [s.name for s in defs.schedules] + [s.name for s in defs.sensors or []]
-    assert names == ["streamone_items_daily_acme", "streamone_snapshots_acme", "streamone_items_daily_acme",
-                     "streamone_daily_snapshot_acme"]
+    assert names == ["streamone_items_daily_acme", "streamone_snapshots_acme", "streamone_refresh_acme",
+                     "streamone_items_daily_acme", "streamone_daily_snapshot_acme", "streamone_refresh_sensor_acme"]
     assert all(name.endswith("_acme") for name in names)
     assert set(defs.resources) == {"streamone_acme"}
     for asset in defs.assets:
@@ -157,7 +157,7 @@ def test_the_default_instance_and_a_tenant_load_side_by_side():
     dg.Definitions.validate_loadable(defs)
     assert {k.path[0] for k in defs.resolve_asset_graph().get_all_asset_keys()} == {"streamone", "streamone_acme"}
     assert {a.key for a in default_defs.assets} == {dg.AssetKey(["streamone", table]) for table in TABLES}
-    assert [job.name for job in default_defs.jobs] == ["streamone_items_daily", "streamone_snapshots"]
+    assert [job.name for job in default_defs.jobs] == ["streamone_items_daily", "streamone_snapshots", "streamone_refresh"]
     assert [s.name for s in default_defs.schedules] == ["streamone_items_daily", "streamone_daily_snapshot"]
     assert set(default_defs.resources) == {"streamone"}
     assert defs.resolve_job_def("streamone_snapshots").asset_layer.selected_asset_keys == {

@@ -87,7 +87,8 @@ def test_a_tenant_writes_its_own_account_into_its_own_schema(streamroot, acme, w
 def test_a_tenant_names_its_jobs_schedules_partitions_and_tables():
     defs = build_defs(ACME, StreamrootResource(api_key="k", customer_id="c"), start_date="2026-02-01")
     names = [job.name for job in defs.jobs] + [s.name for s in defs.schedules] + [s.name for s in defs.sensors or []]
-    assert names == ["streamroot_daily_acme", "streamroot_hourly_acme"]
+    assert names == ["streamroot_daily_acme", "streamroot_refresh_acme", "streamroot_hourly_acme",
+                     "streamroot_refresh_sensor_acme"]
     assert set(defs.resources) == {"streamroot_acme"}
     for asset in defs.assets:
         assert asset.group_names_by_key[asset.key] == "streamroot_acme"

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Mapping
 
 import dagster as dg
 import pandas as pd
+from dagster._core.errors import DagsterInvalidPropertyError
 
 from stream_assets.core.config import start_date
 from stream_assets.core.errors import ApiError, naming_partition
@@ -31,6 +32,14 @@ def daily_partitions(start: str | None = None) -> dg.DailyPartitionsDefinition:
 def api_resource(context: dg.AssetExecutionContext | dg.SensorEvaluationContext, tenant: Tenant) -> Any:
     """The API resource of ``tenant``'s instance (resource key ``streamtime``, ``streamtime_acme``, ...)."""
     return getattr(context.resources, tenant.resource_key)
+
+
+def current_run_id(context: dg.AssetExecutionContext) -> str | None:
+    """The run's id, or None for an asset invoked directly (a test calling the function)."""
+    try:
+        return context.run.run_id
+    except DagsterInvalidPropertyError:
+        return None
 
 
 def table_definition(table: Table, descriptions: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 SCHEMA = "stream_assets"
+MEMO_KEPT_SECONDS = 7 * 86400  # memos older than this are deleted (each run leaves one; none is read that late)
 
 
 class SharedStateTimeout(LockTimeoutError):
@@ -60,6 +61,15 @@ class SharedState(Protocol):
     def hold(self, name: str, timeout: float, what: str):
         """A context manager holding lock ``name`` across processes until the block ends; waits at most
         ``timeout`` seconds, then raises :class:`SharedStateTimeout` naming ``what`` it waited for."""
+        ...
+
+    def remember(self, name: str, value: str) -> None:
+        """Keep ``value`` under ``name`` for every process (a memo: best effort, never raises)."""
+        ...
+
+    def recall(self, name: str, max_age_seconds: float) -> str | None:
+        """The value last remembered under ``name`` if it is at most ``max_age_seconds`` old (None otherwise,
+        and when the state cannot be read: a memo saves requests, it is never needed)."""
         ...
 
 
@@ -116,6 +126,8 @@ class SqliteState:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            conn.execute("CREATE TABLE IF NOT EXISTS memos (name TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                         "written_at REAL NOT NULL)")
 
     def _transaction(self):
         return sqlite_transaction(self.path, self.timeout)
@@ -131,6 +143,24 @@ class SqliteState:
         with self._transaction() as conn:
             row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
             return None if row is None else row[0]
+
+    def remember(self, name: str, value: str) -> None:
+        try:
+            with self._transaction() as conn:
+                conn.execute("INSERT OR REPLACE INTO memos (name, value, written_at) VALUES (?, ?, ?)",
+                             (name, value, time.time()))
+                conn.execute("DELETE FROM memos WHERE written_at < ?", (time.time() - MEMO_KEPT_SECONDS,))
+        except (sqlite3.Error, OSError, LockTimeoutError):
+            pass
+
+    def recall(self, name: str, max_age_seconds: float) -> str | None:
+        try:
+            with self._transaction() as conn:
+                row = conn.execute("SELECT value FROM memos WHERE name = ? AND written_at >= ?",
+                                   (name, time.time() - max_age_seconds)).fetchone()
+        except (sqlite3.Error, OSError, LockTimeoutError):
+            return None
+        return row[0] if row and row[0] else None
 
     @contextmanager
     def hold(self, name: str, timeout: float, what: str) -> Iterator[None]:
@@ -231,6 +261,8 @@ class PostgresState:
         self.where = describe_postgres(url)
         create_tables(url, "counters", [
             f"CREATE TABLE IF NOT EXISTS {SCHEMA}.counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.memos (name TEXT PRIMARY KEY, value TEXT NOT NULL, "
+            "written_at DOUBLE PRECISION NOT NULL)",
         ], timeout)
 
     def advance(self, name: str, at_least: int) -> int:
@@ -247,6 +279,29 @@ class PostgresState:
 
     def hold(self, name: str, timeout: float, what: str):
         return advisory_lock(self.url, name, timeout, what)
+
+    def remember(self, name: str, value: str) -> None:
+        import psycopg
+
+        try:
+            with postgres_connection(self.url, self.timeout) as conn:
+                conn.execute(f"INSERT INTO {SCHEMA}.memos (name, value, written_at) VALUES (%s, %s, %s) "
+                             "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, written_at = EXCLUDED.written_at",
+                             (name, value, time.time()))
+                conn.execute(f"DELETE FROM {SCHEMA}.memos WHERE written_at < %s", (time.time() - MEMO_KEPT_SECONDS,))
+        except (psycopg.Error, LockTimeoutError):
+            pass
+
+    def recall(self, name: str, max_age_seconds: float) -> str | None:
+        import psycopg
+
+        try:
+            with postgres_connection(self.url, self.timeout) as conn:
+                row = conn.execute(f"SELECT value FROM {SCHEMA}.memos WHERE name = %s AND written_at >= %s",
+                                   (name, time.time() - max_age_seconds)).fetchone()
+        except (psycopg.Error, LockTimeoutError):
+            return None
+        return row[0] if row and row[0] else None
 
 
 @contextmanager

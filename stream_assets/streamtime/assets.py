@@ -10,8 +10,8 @@ import dagster as dg
 import pandas as pd
 
 from stream_assets.core.assets import (
-    DAILY_FRESHNESS, PREVIEW_ROWS, api_errors, api_resource, daily_partitions, partition_window, ranged_backfill_policy,
-    table_definition, table_metadata,
+    DAILY_FRESHNESS, PREVIEW_ROWS, api_errors, api_resource, current_run_id, daily_partitions, partition_window,
+    ranged_backfill_policy, table_definition, table_metadata,
 )
 from stream_assets.core.staging import Staging, Written, rows_to_arrow
 from stream_assets.core.tenants import Tenant
@@ -120,7 +120,7 @@ def build_entity_asset(entity: Entity, tenant: Tenant = DEFAULT,
     def entity_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         streamtime = api_resource(context, tenant)
         window = partition_window(context) if partitioned else None
-        client = streamtime.client(on_wait=_waits(context))
+        client = streamtime.client(on_wait=_waits(context), run_id=current_run_id(context))
         with api_errors(context):
             read, written = replace_entity(client, context.resources.warehouse, entity, window, table=table,
                                            staging_directory=streamtime.staging_directory())
@@ -171,7 +171,7 @@ def build_statistics_asset(tenant: Tenant = DEFAULT,
     )
     def daily_statistics(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         window = partition_window(context)
-        client = api_resource(context, tenant).client(on_wait=_waits(context))
+        client = api_resource(context, tenant).client(on_wait=_waits(context), run_id=current_run_id(context))
         with api_errors(context):
             frame = daily_figures(client, window)
             context.resources.warehouse.replace(table, frame, window)

@@ -27,12 +27,20 @@ from stream_assets.core.errors import (ApiConnectionError, ApiPayloadError, ApiR
 from stream_assets.core.http import HttpApi, build_session, error_message, retry_after_seconds
 from stream_assets.core.paging import Page, ServedPageSizes, offset_pages
 from stream_assets.core.ratelimit import RateLimiter
+from stream_assets.core.state import SharedState
 from stream_assets.core.windows import TimeWindow
 from stream_assets.streamtime import query as q
 from stream_assets.streamtime.entities import Entity
 from stream_assets.streamtime.report import ReportUnreadable, Statistic, daily_buckets, totals
 
 DEFAULT_BASE_URL = "https://api.streamtime.net/v2"
+# What clients learn is kept in the shared state for the others: a view's setup for the next runs of the
+# organisation (the vendor: stable for a session), saving a request per view and step; and, within one run
+# only, the largest page the server served (a server that served n rows in a page does not cap pages below
+# n), saving the probe after a short page in the run's other steps. Across runs it is not trusted: a proxy
+# that starts capping pages must still be caught (core/paging.py).
+SETUP_MEMO_SECONDS = 6 * 3600
+PAGE_SIZE_MEMO_SECONDS = 24 * 3600
 MAX_LIMIT = 1000  # the documented default and maximum of `limit` (above it the request errors)
 LIMITER_DEADLINE_MARGIN = 10.0  # s beyond the transport's total time: scheduling slack of the process
 MAX_THROTTLED_RETRIES = 5
@@ -112,6 +120,7 @@ class StreamtimeClient(HttpApi):
 
     def __init__(self, api_key: str, base_url: str = DEFAULT_BASE_URL, *, limiter: RateLimiter | None = None,
                  sleep: Callable[[float], None] = time.sleep, date_selectors: Mapping[str, str] | None = None,
+                 memo: SharedState | None = None, memo_prefix: str = "streamtime", run_id: str | None = None,
                  **kwargs: Any) -> None:
         # Retries go through the limiter (each one spends budget), so urllib3 only retries failed connects.
         kwargs.setdefault("session", build_session(retry_statuses=(), read_retries=0))
@@ -133,6 +142,14 @@ class StreamtimeClient(HttpApi):
         # What this run's searches proved about the page sizes the server serves: after one page as large as
         # a later short page, that short page is the end without a probe request (see core/paging.py).
         self._served_page_sizes = ServedPageSizes()
+        # Setups from earlier runs of this organisation (``memo_prefix`` names it), and the page sizes served
+        # to the other steps of this run (``run_id``).
+        self.memo, self._memo_prefix = memo, memo_prefix
+        self._page_memo = f"{memo_prefix}:served_page_rows:{run_id}" if memo is not None and run_id else None
+        if self._page_memo:
+            remembered = memo.recall(self._page_memo, PAGE_SIZE_MEMO_SECONDS)
+            self._served_page_sizes.largest = int(remembered) if remembered and remembered.isdigit() else 0
+        self._largest_remembered = self._served_page_sizes.largest
         self.last_read: dict[str, EntityRows] = {}  # entity name -> the last rows() read of it
 
     def __repr__(self) -> str:
@@ -205,9 +222,13 @@ class StreamtimeClient(HttpApi):
 
     def _setup(self, path: str, view: str) -> Setup:
         endpoint = f"{path}?search_view={view}"
-        payload = self.request("GET", endpoint, path, params={"search_view": view})
+        name = f"{self._memo_prefix}:{path}:{view}"
+        remembered = self.memo.recall(name, SETUP_MEMO_SECONDS) if self.memo is not None else None
+        payload = json.loads(remembered) if remembered else self.request("GET", endpoint, path, params={"search_view": view})
         if not isinstance(payload, dict) or not isinstance(payload.get("filters"), list):
             raise ApiPayloadError(self.api_name, endpoint, "expected an object with a 'filters' list")
+        if self.memo is not None and not remembered:
+            self.memo.remember(name, json.dumps(payload))
         filters = []
         for item in payload["filters"]:
             if not isinstance(item, dict) or not isinstance(item.get("selector"), str):
@@ -262,13 +283,29 @@ class StreamtimeClient(HttpApi):
         def fetch(offset: int, limit: int) -> Page:
             body = {"query": query, "limit": limit, "offset": offset, "sortAscending": True,
                     **({"additionalData": extra} if extra else {})}
-            page = self.request("POST", endpoint, "search", params={"search_view": entity.view}, json=body)
+            try:
+                page = self.request("POST", endpoint, "search", params={"search_view": entity.view}, json=body)
+            except ApiResponseError as error:
+                if getattr(error, "status", None) == 400:
+                    self.forget_setup(entity.view)  # a selector renamed since the setup was remembered
+                raise
             if not isinstance(page, list):
                 raise ApiPayloadError(self.api_name, endpoint, f"expected a JSON array of records, got {type(page).__name__}")
             return Page([self._result(entity, item, extra, endpoint, context) for item in page])
 
         for page in offset_pages(fetch, page_size, api=self.api_name, endpoint=endpoint, served=self._served_page_sizes):
             yield page.rows
+        if self._page_memo and self._served_page_sizes.largest > self._largest_remembered:
+            self._largest_remembered = self._served_page_sizes.largest
+            self.memo.remember(self._page_memo, str(self._largest_remembered))
+
+    def forget_setup(self, view: str) -> None:
+        """Drop the remembered setups of ``view``: the next use asks the server again."""
+        self._search_setups.pop(view, None)
+        self._report_setups.pop(view, None)
+        if self.memo is not None:
+            for path in ("search/setup", "report/setup"):
+                self.memo.remember(f"{self._memo_prefix}:{path}:{view}", "")
 
     def _result(self, entity: Entity, item: Any, extra: list[str], endpoint: str, context: dict) -> tuple[Any, dict, dict]:
         if not isinstance(item, dict):

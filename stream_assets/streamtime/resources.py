@@ -64,8 +64,11 @@ class StreamtimeResource(DeploymentSettings):
         """The organisation's limiter, in the state store of this instance (SQLite in the data dir, or Postgres)."""
         # Limits are per organisation, so the bucket is the key (hashed: the key never reaches disk): two
         # instances with one key share a budget, two keys never wait for each other.
-        bucket = "streamtime:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
-        return RateLimiter(bucket, self.budgets(), self.limiter_backend(), on_wait=on_wait)
+        return RateLimiter(self.bucket(), self.budgets(), self.limiter_backend(), on_wait=on_wait)
+
+    def bucket(self) -> str:
+        """The organisation's name in the shared state: its key, hashed (the key never reaches disk)."""
+        return "streamtime:" + hashlib.sha256(self.api_key.encode()).hexdigest()[:16]
 
     def selectors(self) -> dict[str, str]:
         if self.date_selectors:
@@ -80,8 +83,11 @@ class StreamtimeResource(DeploymentSettings):
         name, raw = self.setting("sensor_lookback_days", "STREAMTIME_SENSOR_LOOKBACK_DAYS")
         return int(config.number(name, raw, DEFAULT_SENSOR_LOOKBACK_DAYS, minimum=1, allow_zero=True, integer=True))
 
-    def client(self, on_wait: Callable[[float, str], None] | None = None) -> StreamtimeClient:
-        """A client for one run: it reads each view's setup at most once."""
+    def client(self, on_wait: Callable[[float, str], None] | None = None, run_id: str | None = None) -> StreamtimeClient:
+        """A client for one step of run ``run_id``: it reads each view's setup at most once in 6 hours for the
+        organisation, and shares what it learns of page sizes with the run's other steps."""
         base_url = config.base_url("STREAMTIME_BASE_URL", self.base_url, DEFAULT_BASE_URL)
         return StreamtimeClient(self.api_key, base_url, limiter=self.limiter(on_wait), date_selectors=self.selectors(),
-                                policy=self.transport_policy())
+                                policy=self.transport_policy(), memo=self.state(),
+                                memo_prefix=f"{self.bucket()}:{hashlib.sha256(base_url.encode()).hexdigest()[:8]}",
+                                run_id=run_id)

@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from stream_assets.core.emulator import Reply
 from stream_assets.core.warehouse import Warehouse
 from stream_assets.streamtime.assets import DAILY_FIGURES, STATISTICS_VIEWS, assets, daily_assets, snapshot_assets
 from stream_assets.core.ratelimit import parse_budgets
@@ -70,7 +71,9 @@ def test_every_asset_over_a_range_in_one_run(streamtime, resources, warehouse):
         assert all(s["query"] == And((Comparison(selector, ">=", wide[0].isoformat()),
                                       Comparison(selector, "<=", wide[1].isoformat()))) for s in searches)
         assert all(s["limit"] == 1000 for s in searches)
-        assert pages[entity.view] == searches_needed(len(streamtime.records(entity.view, *wide)))
+        # a probe after a lone short page, unless a larger page was served earlier in the run (any step)
+        records = len(streamtime.records(entity.view, *wide))
+        assert pages_needed(records) <= pages[entity.view] <= searches_needed(records)
     assert pages["time"] >= 2  # logged time needs several pages of 1000
     # /report: 90 days in chunks of 31 with daily buckets, per view.
     assert sum(r.path == "/v2/report" for r in streamtime.requests) == 3 * len(STATISTICS_VIEWS)
@@ -115,11 +118,13 @@ def concurrent_runs(streamtime, private_data_dir, tmp_path):
     with duckdb.connect(database, read_only=True) as conn:
         assert_tables_match(streamtime, lambda name: conn.execute(f"SELECT * FROM streamtime.{name}").df())
         assert_statistics_match(streamtime, conn.execute("SELECT * FROM streamtime.daily_statistics ORDER BY day").df())
-    # One setup per view per run: two runs read the dated views, one the snapshots.
+    # At most one setup per view per run (two runs read the dated views, one the snapshots); a setup one run
+    # remembered in the shared state spares the other its request.
     setups = Counter(r.query["search_view"][0] for r in streamtime.requests_to("/search/setup"))
-    assert setups == Counter({e.view: 2 if e.partitioned else 1 for e in ENTITIES})
-    assert Counter(r.query["search_view"][0] for r in streamtime.requests_to("/report/setup")) == \
-        Counter({v: 2 for v in STATISTICS_VIEWS})
+    assert set(setups) == {e.view for e in ENTITIES}
+    assert all(setups[e.view] <= (2 if e.partitioned else 1) for e in ENTITIES)
+    report_setups = Counter(r.query["search_view"][0] for r in streamtime.requests_to("/report/setup"))
+    assert set(report_setups) == set(STATISTICS_VIEWS) and max(report_setups.values()) <= 2
 
 
 def test_wrapped_records_and_odd_fields_through_the_assets(resources, warehouse):
@@ -202,7 +207,24 @@ def test_one_days_run_costs_what_the_sensor_counts(streamtime, resources):
     # A search whose day has no record ends on its first (empty) page: no probe for it.
     empty_days = sum(1 for e in DAILY if not streamtime.records(e.view, day - dt.timedelta(days=e.name == "jobs"),
                                                                 day + dt.timedelta(days=e.name == "jobs")))
-    assert result.success and len(streamtime.requests) == REQUESTS_PER_PARTITION - empty_days
+    # the sensor's count is the most a day costs: probes after short pages can be spared within the run
+    assert result.success and len(streamtime.requests) <= REQUESTS_PER_PARTITION - empty_days
+    assert len(streamtime.requests_to("/setup")) == len(DAILY) + len(STATISTICS_VIEWS)
+
+
+def test_setups_are_remembered_for_the_next_runs_of_the_organisation(streamtime, resources):
+    keys = [a.key for a in daily_assets]
+    assert dg.materialize(assets, resources=resources, selection=keys, partition_key="2026-03-03").success
+    streamtime.clear()
+    assert dg.materialize(assets, resources=resources, selection=keys, partition_key="2026-03-04").success
+    assert streamtime.requests_to("/setup") == []  # the second run asked no setup
+    # a search refused for its selector (renamed since) makes the next run ask the view's setup again
+    streamtime.fail_next(Reply.json({"message": "unknown selector"}, status=400), path_contains="/search")
+    assert not dg.materialize(assets, resources=resources, selection=[keys[0]], partition_key="2026-03-05",
+                              raise_on_error=False).success
+    streamtime.clear()
+    assert dg.materialize(assets, resources=resources, selection=[keys[0]], partition_key="2026-03-05").success
+    assert [r.query["search_view"][0] for r in streamtime.requests_to("/search/setup")] == [DAILY[0].view]
 
 
 def test_sensor_skips_days_materialized_after_they_closed(streamtime, resources, monkeypatch, instance):

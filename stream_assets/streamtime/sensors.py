@@ -10,7 +10,7 @@ import dagster as dg
 
 from stream_assets.core import config
 from stream_assets.core.assets import api_resource, closed_day
-from stream_assets.core.refresh import RefreshTarget, build_refresh_sensor
+from stream_assets.core.refresh import RefreshTarget, build_refresh_sensor, last_fetches
 from stream_assets.core.tenants import Tenant
 from stream_assets.streamtime.assets import (
     DEFAULT, STATISTICS_LOOKBACK_DAYS, STATISTICS_VIEWS, assets as default_assets, partitioned, snapshots,
@@ -82,16 +82,18 @@ def _requests_left(streamtime: Any) -> tuple[float, str]:
 
 def partitions_to_refresh(instance: dg.DagsterInstance, keys: list[str],
                           daily: list[dg.AssetsDefinition] | None = None) -> list[str]:
-    """Of ``keys`` (closed days), those some daily asset lacks or last captured before the day had closed."""
+    """Of ``keys`` (closed days), those some daily asset lacks or last captured before the day had closed: one
+    instance query for all of them (core/refresh.py: a day's partitions are never materialized before it)."""
+    if not keys:
+        return []
+    assets = daily if daily is not None else partitioned(default_assets)
+    since = dt.datetime.fromisoformat(min(keys)).replace(tzinfo=dt.timezone.utc).timestamp()
+    fetches = last_fetches(instance, [a.key for a in assets], since)
     wanted = []
     for key in keys:
-        day_end = dt.datetime.fromisoformat(key).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
-        for asset in daily if daily is not None else partitioned(default_assets):
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=asset.key, asset_partitions=[key]), limit=1).records
-            if not records or records[0].timestamp < day_end.timestamp():
-                wanted.append(key)
-                break
+        day_end = (dt.datetime.fromisoformat(key).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)).timestamp()
+        if any((fetch := fetches.get((asset.key, key))) is None or fetch.at < day_end for asset in assets):
+            wanted.append(key)
     return wanted
 
 

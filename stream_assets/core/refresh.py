@@ -272,9 +272,9 @@ def build_refresh_sensor(*, name: str, api: str, job: Any, targets: Sequence[Ref
         if check_run is not None:
             checked_at = now.timestamp()
         drifted = sum(1 for run in chosen for d in run.days if d.drift)
-        context.log.info(f"{api}: requesting {len(chosen)} refresh run(s) covering "
-                         f"{sum(len(r.days) for r in chosen)} due day(s) ({drifted} drifted)"
-                         + (" and a drift check" if check_run else "")
+        asked = ([f"{len(chosen)} refresh run(s) covering {sum(len(r.days) for r in chosen)} due day(s) "
+                  f"({drifted} drifted)"] if chosen else []) + (["a drift check over the lookback"] if check_run else [])
+        context.log.info(f"{api}: requesting " + " and ".join(asked)
                          + (f"; {len(waiting)} run(s) wait for budget" if waiting else "") + note)
         return dg.SensorResult(run_requests=requests,
                                cursor=json.dumps({"in_flight": in_flight, "checked_at": checked_at}))
